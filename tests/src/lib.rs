@@ -1,0 +1,1 @@
+//! Shared harness for flowtrace end-to-end tests.

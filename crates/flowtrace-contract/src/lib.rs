@@ -14,6 +14,8 @@ pub mod attr {
     /// The reason a span was ended by flowtrace rather than by its owner
     /// (`"timeout"` when the timeout guard cut it off).
     pub const CUT_OFF: &str = "flowtrace.cut_off";
+    /// The names of the spans the timeout guard cut off (the calls that were hanging).
+    pub const CUT_OFF_SPANS: &str = "flowtrace.cut_off.spans";
     /// The trigger flowtrace recognised (`sqs`, `sns`, `apigw.rest`, ...).
     pub const TRIGGER_SOURCE: &str = "flowtrace.trigger.source";
     /// Where the parent context came from (`event`, `xray_env`, `client_context`).
@@ -48,6 +50,10 @@ pub mod attr {
     pub const DYNAMODB_ITEM_KEY_HASH: &str = "aws.dynamodb.item_key_hash";
     /// The SNS topic ARN.
     pub const SNS_TOPIC_ARN: &str = "aws.sns.topic.arn";
+    /// The SNS message id of the notification an SQS message carries in its body (SNS→SQS
+    /// without raw delivery): the id the publisher's span recorded, while
+    /// `messaging.message.id` holds the SQS message id.
+    pub const SNS_MESSAGE_ID: &str = "aws.sns.message_id";
     /// The SQS queue URL or ARN.
     pub const SQS_QUEUE_ARN: &str = "aws.sqs.queue.arn";
     /// Whether an SQS message carried an SNS envelope (SNS→SQS without raw delivery).

@@ -1,4 +1,46 @@
 //! flowtrace: automatic OpenTelemetry tracing for Rust functions on AWS Lambda.
+//!
+//! ```no_run
+//! use lambda_runtime::{Error, LambdaEvent};
+//! use serde_json::Value;
+//!
+//! #[flowtrace::main]
+//! async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+//!     Ok(event.payload)
+//! }
+//! ```
+//!
+//! Every invocation becomes a span that continues the trace its event carried (HTTP
+//! headers, SNS/SQS attributes, Kinesis data, DynamoDB images, EventBridge detail, Lambda
+//! client context), and spans are handed off only after the response has been posted.
 #![warn(missing_docs)]
 
+pub mod capture;
+pub mod config;
+mod handler;
+pub mod handoff;
+mod layer;
+pub mod logging;
+pub mod propagation;
+mod run;
+pub mod telemetry;
 pub mod trigger;
+
+pub use config::Config;
+pub use handler::{TracedHandler, TracedHandlerFuture};
+pub use layer::{FlowtraceFuture, FlowtraceLayer, FlowtraceService};
+pub use lambda_runtime::{self, Error, LambdaEvent};
+pub use run::{run, run_with};
+#[cfg(feature = "concurrency")]
+pub use run::run_concurrent;
+pub use telemetry::{Telemetry, TelemetryBuilder};
+
+#[cfg(feature = "macros")]
+pub use flowtrace_macros::main;
+
+/// Used by the code `#[flowtrace::main]` expands to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::run::{start, start_concurrent};
+    pub use lambda_runtime::service_fn;
+}

@@ -21,13 +21,24 @@ use syn::{Error, FnArg, ItemFn, ReturnType, parse_macro_input};
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     let handler = parse_macro_input!(item as ItemFn);
-    let concurrent = match parse_args(args.into()) {
-        Ok(concurrent) => concurrent,
-        Err(error) => return error.to_compile_error().into(),
-    };
-    match expand(handler, concurrent) {
+    match parse_args(args.into()).and_then(|concurrent| expand(&handler, concurrent)) {
         Ok(tokens) => tokens.into(),
-        Err(error) => error.to_compile_error().into(),
+        Err(error) => with_placeholder_main(&handler, error).into(),
+    }
+}
+
+/// Keeps the user's item and a placeholder `main` beside the error, so the compiler reports
+/// only what is wrong with the handler, not a missing `main` as well.
+fn with_placeholder_main(handler: &ItemFn, error: Error) -> proc_macro2::TokenStream {
+    let error = error.to_compile_error();
+    if handler.sig.ident == "main" {
+        return quote! { #error fn main() {} };
+    }
+    quote! {
+        #error
+        #[allow(dead_code)]
+        #handler
+        fn main() {}
     }
 }
 
@@ -44,7 +55,7 @@ fn parse_args(args: proc_macro2::TokenStream) -> syn::Result<bool> {
     }
 }
 
-fn expand(handler: ItemFn, concurrent: bool) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(handler: &ItemFn, concurrent: bool) -> syn::Result<proc_macro2::TokenStream> {
     let signature = &handler.sig;
     if signature.asyncness.is_none() {
         return Err(Error::new(
@@ -65,8 +76,9 @@ fn expand(handler: ItemFn, concurrent: bool) -> syn::Result<proc_macro2::TokenSt
         return Err(Error::new(receiver.span(), "a #[flowtrace::main] handler is a free function, not a method"));
     }
     if signature.inputs.len() != 1 {
+        let span = if signature.inputs.is_empty() { signature.paren_token.span.join() } else { signature.inputs.span() };
         return Err(Error::new(
-            signature.inputs.span(),
+            span,
             "a #[flowtrace::main] handler takes exactly one argument: `event: LambdaEvent<T>`",
         ));
     }

@@ -94,8 +94,27 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<Error> + Send + Debug,
 {
+    require_lambda_environment()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(handler))
+}
+
+/// `lambda_runtime` panics without its variables; say plainly what is missing instead.
+fn require_lambda_environment() -> Result<(), Error> {
+    let missing: Vec<&str> =
+        ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"]
+            .into_iter()
+            .filter(|name| std::env::var_os(name).is_none())
+            .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this is a Lambda function: run it on AWS Lambda, under `cargo lambda watch`, or `flowtrace local` ({} not set)",
+            missing.join(", ")
+        )
+        .into())
+    }
 }
 
 /// [`start`] with [`run_concurrent`]: the body of `#[flowtrace::main(concurrent)]`.
@@ -112,6 +131,7 @@ where
     D: Into<bytes::Bytes> + Send + 'static,
     E: Into<Error> + Send + Debug + 'static,
 {
+    require_lambda_environment()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_concurrent(handler))
 }

@@ -1,0 +1,8 @@
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+
+#[flowtrace::main(fast)]
+async fn handler(event: LambdaEvent<Value>) -> Result<(), Error> {
+    let _ = event;
+    Ok(())
+}

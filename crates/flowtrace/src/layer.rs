@@ -4,17 +4,16 @@
 //! timeout guard, and hands spans off once the caller already has its answer.
 
 use crate::handoff::{FlushOutcome, InvocationKey};
-use crate::propagation::xray_span_context;
+use crate::invocation::{self, InvocationPlan};
 use crate::telemetry::Telemetry;
-use crate::trigger::{self, EventEnvelope};
+use crate::trigger;
 use flowtrace_contract::{StartNotice, attr};
 use futures_util::future::BoxFuture;
 use lambda_runtime::{Error, LambdaInvocation};
 use opentelemetry::trace::{
-    FutureExt as _, Link, SpanContext, Status, TraceContextExt, Tracer as _, WithContext,
+    FutureExt as _, SpanContext, Status, TraceContextExt, Tracer as _, WithContext,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_semantic_conventions::attribute as semconv;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -124,66 +123,15 @@ impl Invocation {
         let inner = &telemetry.inner;
         let config = &inner.config;
         let lambda = &request.context;
-        let event: serde_json::Value = match serde_json::from_slice(&request.body) {
-            Ok(value) => value,
-            Err(error) => {
-                tracing::debug!(target: "flowtrace", "flowtrace: event is not JSON ({error}); tracing it as trigger `other`");
-                serde_json::Value::Null
-            }
-        };
-        let envelope = EventEnvelope {
-            client_context_custom: lambda.client_context.as_ref().map(|c| &c.custom),
-            reserved_key: &config.reserved_key,
-        };
-        let trigger = trigger::detect(&event, envelope, inner.propagator.as_ref());
-        let (event_parent, linked) = trigger.parent_and_links();
-
-        let mut attributes = trigger.attributes.clone();
-        let parent = match event_parent {
-            Some(parent) => {
-                attributes.push(KeyValue::new(attr::PARENT_ORIGIN, "event"));
-                Some(parent)
-            }
-            None if linked.is_empty() && config.xray_parent == crate::config::XrayParent::Fallback => {
-                // Lambda sends a trace header even without active tracing, with Sampled=0;
-                // following that would silence every span, so only a sampled one is a parent.
-                let xray = lambda.xray_trace_id.as_deref().and_then(xray_span_context).filter(SpanContext::is_sampled);
-                if xray.is_some() {
-                    attributes.push(KeyValue::new(attr::PARENT_ORIGIN, "xray"));
-                }
-                xray
-            }
-            None => None,
-        };
-        if !linked.is_empty() && linked.len() < trigger.records.len() {
-            attributes.push(KeyValue::new(attr::RECORDS_WITHOUT_CONTEXT, (trigger.records.len() - linked.len()) as i64));
-        }
-        let links: Vec<Link> = linked
-            .iter()
-            .filter_map(|record| record.parent.clone().map(|sc| Link::new(sc, record.attributes.clone(), 0)))
-            .collect();
-
-        attributes.push(KeyValue::new(semconv::FAAS_INVOCATION_ID, lambda.request_id.clone()));
-        attributes.push(KeyValue::new(semconv::FAAS_COLDSTART, inner.cold_start.take(Instant::now())));
-        if !lambda.invoked_function_arn.is_empty() {
-            attributes.push(KeyValue::new(semconv::CLOUD_RESOURCE_ID, lambda.invoked_function_arn.clone()));
-            attributes.push(KeyValue::new(semconv::AWS_LAMBDA_INVOKED_ARN, lambda.invoked_function_arn.clone()));
-            if let Some(account) = lambda.invoked_function_arn.split(':').nth(4).filter(|a| !a.is_empty()) {
-                attributes.push(KeyValue::new(semconv::CLOUD_ACCOUNT_ID, account.to_owned()));
-            }
-        }
-        let remaining = remaining_budget(lambda.deadline, SystemTime::now());
-        if let Some(remaining) = remaining {
-            attributes.push(KeyValue::new(attr::DEADLINE_BUDGET_MS, remaining.as_millis() as i64));
-        }
+        let cold_start = inner.cold_start.take(Instant::now());
+        let InvocationPlan { trigger, name, kind, mut attributes, parent, links, remaining, event } =
+            invocation::plan(&request.body, lambda, config, inner.propagator.as_ref(), cold_start, SystemTime::now());
         let capture = inner.capture.clone();
         if let Some(capture) = &capture
             && !event.is_null()
         {
             attributes.push(KeyValue::new(attr::EVENT_PAYLOAD, capture.render(&event)));
         }
-
-        let name = trigger.span_name.clone().unwrap_or_else(|| lambda.env_config.function_name.clone());
         let parent_cx = match &parent {
             Some(sc) => Context::new().with_remote_span_context(sc.clone()),
             None => Context::new(),
@@ -192,7 +140,7 @@ impl Invocation {
         let span = inner
             .tracer
             .span_builder(name.clone())
-            .with_kind(trigger.span_kind.clone())
+            .with_kind(kind)
             .with_start_time(start_time)
             .with_attributes(attributes)
             .with_links(links)
@@ -256,15 +204,6 @@ impl Invocation {
         span.end();
         self.telemetry.inner.handoff.finish_invocation(self.key);
     }
-}
-
-/// Time left until the deadline, `None` when the deadline is unknown or already past.
-fn remaining_budget(deadline_ms: u64, now: SystemTime) -> Option<Duration> {
-    if deadline_ms == 0 {
-        return None;
-    }
-    let now_ms = u64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
-    deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0).map(Duration::from_millis)
 }
 
 fn unix_nanos(time: SystemTime) -> u64 {
@@ -346,18 +285,5 @@ where
                 telemetry.flush().await;
             }));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remaining_budget_handles_unknown_and_past_deadlines() {
-        let now = UNIX_EPOCH + Duration::from_millis(10_000);
-        assert_eq!(remaining_budget(0, now), None);
-        assert_eq!(remaining_budget(9_000, now), None);
-        assert_eq!(remaining_budget(13_000, now), Some(Duration::from_secs(3)));
     }
 }

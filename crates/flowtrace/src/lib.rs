@@ -19,6 +19,7 @@ pub mod capture;
 pub mod config;
 mod handler;
 pub mod handoff;
+pub mod invocation;
 mod layer;
 pub mod logging;
 pub mod propagation;

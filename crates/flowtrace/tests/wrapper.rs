@@ -100,8 +100,8 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
 }
 
-fn ok_handler(event: LambdaEvent<Value>) -> impl std::future::Future<Output = Result<Value, Error>> + Send {
-    async move { Ok(json!({"echo": event.payload})) }
+async fn ok_handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(json!({"echo": event.payload}))
 }
 
 fn sns_event(traceparent: &str) -> Value {

@@ -6,6 +6,8 @@
 
 mod carrier;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::TextMapPropagator;
@@ -13,7 +15,9 @@ use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt};
 use serde_json::Value;
 use std::collections::HashMap;
 
-pub use carrier::{ClientContextCarrier, HeaderCarrier, JsonMapCarrier, SnsAttributeCarrier, SqsAttributeCarrier};
+pub use carrier::{
+    ClientContextCarrier, DynamoDbMapCarrier, HeaderCarrier, JsonMapCarrier, SnsAttributeCarrier, SqsAttributeCarrier,
+};
 
 /// The event source that triggered an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,10 +123,7 @@ impl Trigger {
             source: None,
             span_kind: SpanKind::Server,
             span_name: None,
-            attributes: vec![KeyValue::new(
-                opentelemetry_semantic_conventions::attribute::FAAS_TRIGGER,
-                "other",
-            )],
+            attributes: vec![KeyValue::new(opentelemetry_semantic_conventions::attribute::FAAS_TRIGGER, "other")],
             records: Vec::new(),
         }
     }
@@ -141,14 +142,10 @@ impl Trigger {
             return (None, Vec::new());
         };
         let all_records_carry_it = with_context.len() == self.records.len();
-        let one_upstream = with_context
-            .iter()
-            .all(|r| r.parent.as_ref().is_some_and(|p| p.trace_id() == first.trace_id() && p.span_id() == first.span_id()));
-        if all_records_carry_it && one_upstream {
-            (Some(first.clone()), Vec::new())
-        } else {
-            (None, with_context)
-        }
+        let one_upstream = with_context.iter().all(|r| {
+            r.parent.as_ref().is_some_and(|p| p.trace_id() == first.trace_id() && p.span_id() == first.span_id())
+        });
+        if all_records_carry_it && one_upstream { (Some(first.clone()), Vec::new()) } else { (None, with_context) }
     }
 }
 

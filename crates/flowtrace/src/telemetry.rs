@@ -251,7 +251,11 @@ impl TelemetryBuilder {
 /// forwards to `OTEL_EXPORTER_OTLP_*`), else straight to `OTEL_EXPORTER_OTLP_*`.
 fn build_otlp_exporter(extension: Option<&Config>) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    let builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    // Chosen explicitly: with the `http-json` feature on, the crate's own default is JSON.
+    let builder = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(otlp_protocol(
+        extension.is_some(),
+        |name| std::env::var(name).ok(),
+    ));
     let exporter = if let Some(config) = extension {
         builder
             .with_endpoint(format!("{}/v1/traces", config.extension_endpoint))
@@ -262,6 +266,16 @@ fn build_otlp_exporter(extension: Option<&Config>) -> Result<opentelemetry_otlp:
         builder.build()?
     };
     Ok(exporter)
+}
+
+/// HTTP/protobuf, unless `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL`
+/// asks for `http/json`. The extension always gets protobuf: it forwards bytes untouched.
+fn otlp_protocol(to_extension: bool, lookup: impl Fn(&str) -> Option<String>) -> opentelemetry_otlp::Protocol {
+    let requested = lookup("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| lookup("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    match requested.as_deref().map(str::trim) {
+        Some("http/json") if !to_extension => opentelemetry_otlp::Protocol::HttpJson,
+        _ => opentelemetry_otlp::Protocol::HttpBinary,
+    }
 }
 
 /// The resource every span of this function carries, from the Lambda environment plus
@@ -372,6 +386,18 @@ mod tests {
     use super::*;
     use opentelemetry::Key;
     use std::collections::HashMap;
+
+    #[test]
+    fn protocol_is_protobuf_unless_json_is_asked_for() {
+        use opentelemetry_otlp::Protocol;
+        let none = |_: &str| None;
+        let json = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".to_owned());
+        let grpc = |_: &str| Some("grpc".to_owned());
+        assert_eq!(otlp_protocol(false, none), Protocol::HttpBinary);
+        assert_eq!(otlp_protocol(false, json), Protocol::HttpJson);
+        assert_eq!(otlp_protocol(true, json), Protocol::HttpBinary);
+        assert_eq!(otlp_protocol(false, grpc), Protocol::HttpBinary);
+    }
 
     #[test]
     fn cold_start_is_true_once() {

@@ -25,6 +25,8 @@ pub trait DynSpanExporter: Send + Sync + fmt::Debug {
     fn export_boxed(&self, batch: Vec<SpanData>) -> BoxFuture<'_, OTelSdkResult>;
     /// Shuts the exporter down.
     fn shutdown_exporter(&self) -> OTelSdkResult;
+    /// Sets the resource the exporter sends with every batch.
+    fn set_exporter_resource(&mut self, resource: &opentelemetry_sdk::Resource);
 }
 
 impl<E: SpanExporter> DynSpanExporter for E {
@@ -33,6 +35,9 @@ impl<E: SpanExporter> DynSpanExporter for E {
     }
     fn shutdown_exporter(&self) -> OTelSdkResult {
         self.shutdown()
+    }
+    fn set_exporter_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.set_resource(resource);
     }
 }
 
@@ -249,4 +254,8 @@ impl SpanProcessor for HandoffProcessor {
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         self.0.exporter.shutdown_exporter()
     }
+
+    // The exporter is shared behind an `Arc` by now; `TelemetryBuilder::build` gives it the
+    // resource before that.
+    fn set_resource(&mut self, _resource: &opentelemetry_sdk::Resource) {}
 }

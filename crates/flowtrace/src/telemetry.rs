@@ -222,10 +222,11 @@ impl TelemetryBuilder {
     /// Builds the telemetry. Does not install anything globally.
     pub fn build(self) -> Telemetry {
         let config = self.config.unwrap_or_default();
-        let exporter = self.exporter.unwrap_or_else(|| Box::new(NoopExporter));
+        let resource = self.resource.unwrap_or_else(|| Resource::builder_empty().build());
+        let mut exporter = self.exporter.unwrap_or_else(|| Box::new(NoopExporter));
+        exporter.set_exporter_resource(&resource);
         let track_open = !config.timeout_margin.is_zero();
         let handoff = Arc::new(Handoff::new(exporter, config.buffer_max_bytes, config.flush_timeout, track_open));
-        let resource = self.resource.unwrap_or_else(|| Resource::builder_empty().build());
         let provider = SdkTracerProvider::builder()
             .with_span_processor(HandoffProcessor(handoff.clone()))
             .with_resource(resource)

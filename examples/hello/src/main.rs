@@ -10,6 +10,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     if event.payload.get("fail").and_then(Value::as_bool) == Some(true) {
         return Err("asked to fail".into());
     }
+    if event.payload.get("panic").and_then(Value::as_bool) == Some(true) {
+        panic!("asked to panic");
+    }
     tracing::info!(%greeting, "handled");
     Ok(json!({ "greeting": greeting, "requestId": event.context.request_id }))
 }

@@ -1,0 +1,108 @@
+//! The wrapper end to end: the `hello` example, built as it ships (`-p hello`), runs under the
+//! Lambda Runtime API emulator and exports OTLP/HTTP to a local receiver.
+
+use std::time::Duration;
+
+use flowtrace_tests::{Invoke, LambdaEnv, OtlpReceiver, Span, SpanKind, StatusCode, fixture, workspace_bin};
+use serde_json::json;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn invocation_span(receiver: &OtlpReceiver, request_id: &str) -> Result<Span, Box<dyn std::error::Error>> {
+    let spans = receiver
+        .wait_until(&format!("the invocation span of {request_id}"), WAIT, |spans| {
+            spans.iter().any(|s| s.attr_str("faas.invocation_id") == Some(request_id))
+        })
+        .await?;
+    Ok(spans.into_iter().find(|s| s.attr_str("faas.invocation_id") == Some(request_id)).ok_or("vanished")?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapped_handler_exports_the_right_spans_through_the_emulator() -> TestResult {
+    let hello = workspace_bin("hello", "hello")?;
+    let receiver = OtlpReceiver::start().await?;
+    let env = LambdaEnv::start().await?;
+    let endpoint = receiver.endpoint();
+    let function = env.spawn_function(&hello, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]).await?;
+
+    // 1. An SNS notification carrying a traceparent: the invocation continues that trace.
+    let sns = env.invoke(Invoke::new(fixture("sns-traceparent")).timeout(Duration::from_secs(5))).await?;
+    sns.response()?;
+    let span = invocation_span(&receiver, &sns.request_id).await?;
+    assert_eq!(span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(span.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+    assert_eq!(span.kind, SpanKind::Consumer);
+    assert_eq!(span.attr_str("faas.trigger"), Some("pubsub"));
+    assert_eq!(span.attributes.bool("faas.coldstart"), Some(true));
+    assert_eq!(span.resource_str("faas.name"), Some(env.config().function_name.as_str()));
+    assert_eq!(span.resource_str("service.name"), Some(env.config().function_name.as_str()));
+    assert_eq!(span.resource_str("cloud.platform"), Some("aws_lambda"));
+    // The user's #[tracing::instrument] span nests under the invocation span.
+    let greet = receiver.wait_for_span("greet", WAIT).await?;
+    assert!(greet.is_child_of(&span), "greet {greet:?} under {span:?}");
+    // Log lines carry the request id and the trace id.
+    function.wait_for_output(&format!("requestId={}", sns.request_id), WAIT).await?;
+    function.wait_for_output(&format!("traceId={}", span.trace_id), WAIT).await?;
+
+    // 2. A batch of three SQS messages from three upstreams: a new root with three links.
+    let sqs = env.invoke_event(fixture("sqs-batch-3")).await?;
+    sqs.response()?;
+    let span = invocation_span(&receiver, &sqs.request_id).await?;
+    assert!(span.is_root());
+    assert_eq!(span.attributes.bool("faas.coldstart"), Some(false));
+    let linked: Vec<(&str, Option<&str>)> =
+        span.links.iter().map(|l| (l.trace_id.as_str(), l.attributes.str("messaging.message.id"))).collect();
+    assert_eq!(
+        linked,
+        [
+            ("0af7651916cd43dd8448eb211c80319c", Some("MessageID_1")),
+            ("4bf92f3577b34da6a3ce929d0e0e4736", Some("MessageID_2")),
+            ("a1b2c3d4e5f60718293a4b5c6d7e8f90", Some("MessageID_3")),
+        ]
+    );
+
+    // 3. A handler that returns Err: Error status, an exception event, and Lambda gets the error.
+    let failed = env.invoke_event(json!({"fail": true})).await?;
+    assert_eq!(failed.error()?.error_message, "asked to fail");
+    let span = invocation_span(&receiver, &failed.request_id).await?;
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert_eq!(span.status.message, "asked to fail");
+    assert_eq!(span.event("exception").and_then(|e| e.attributes.str("exception.message")), Some("asked to fail"));
+
+    // 4. A handler that panics: the same, and the process lives on.
+    let panicked = env.invoke_event(json!({"panic": true})).await?;
+    assert!(panicked.error()?.error_message.contains("asked to panic"));
+    let span = invocation_span(&receiver, &panicked.request_id).await?;
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert_eq!(span.status.message, "asked to panic");
+    assert_eq!(span.event("exception").and_then(|e| e.attributes.str("exception.type")), Some("panic"));
+    assert!(function.is_running());
+
+    // 5. And it still serves, warm.
+    let warm = env.invoke_event(json!({"name": "ada"})).await?;
+    assert_eq!(warm.response()?["greeting"], "hello, ada");
+    let span = invocation_span(&receiver, &warm.request_id).await?;
+    assert_eq!(span.attributes.bool("faas.coldstart"), Some(false));
+    assert_eq!(span.status.code, StatusCode::Unset);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_does_not_fail_the_invocation() -> TestResult {
+    let hello = workspace_bin("hello", "hello")?;
+    let env = LambdaEnv::start().await?;
+    // Nothing listens on this port.
+    let dead = format!("http://127.0.0.1:{}", flowtrace_tests::free_port());
+    let function = env
+        .spawn_function(&hello, &[("OTEL_EXPORTER_OTLP_ENDPOINT", dead.as_str()), ("FLOWTRACE_FLUSH_TIMEOUT_MS", "300")])
+        .await?;
+    for name in ["a", "b"] {
+        let answer = env.invoke_event(json!({ "name": name })).await?;
+        assert_eq!(answer.response()?["greeting"], format!("hello, {name}"));
+    }
+    // One clear line per lost export, not silence.
+    function.wait_for_output("flowtrace: span export failed", WAIT).await?;
+    Ok(())
+}

@@ -464,3 +464,55 @@ async fn a_full_buffer_drops_the_oldest_spans_and_counts_them() {
     assert_eq!(names.last().map(String::as_str), Some("span-99"), "the newest spans survive");
     assert!(!names.contains(&"span-0".to_owned()), "the oldest go first");
 }
+
+/// Reads one HTTP/1.1 request from `listener` and answers 200: just enough of an extension.
+async fn accept_one_request(listener: tokio::net::TcpListener) -> (String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = socket.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "connection closed before the request was complete");
+        buffer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&buffer).to_string();
+        if let Some(header_end) = text.find("\r\n\r\n") {
+            let length: usize = text[..header_end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if buffer.len() >= header_end + 4 + length {
+                socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                let request_line = text.lines().next().unwrap().to_owned();
+                let body = serde_json::from_slice(&buffer[header_end + 4..header_end + 4 + length]).unwrap();
+                return (request_line, body);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_start_notice_tells_the_extension_which_span_this_invocation_is() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let exporter = InMemorySpanExporter::default();
+    let telemetry = Telemetry::builder()
+        .config(Config { extension_endpoint: endpoint, ..Config::default() })
+        .exporter(exporter.clone())
+        .start_notices(true)
+        .build();
+    let received = tokio::spawn(accept_one_request(listener));
+    let runtime = service_fn(|_request: LambdaInvocation| async { Ok::<(), Error>(()) });
+    let mut service = FlowtraceLayer::new(telemetry).layer(runtime);
+    let event = serde_json::to_vec(&sns_event(&traceparent(UPSTREAM_TRACE, UPSTREAM_SPAN))).unwrap();
+    service.call(invocation_with_body(event, lambda_context("r-notice"))).await.unwrap();
+    let (request_line, notice) = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
+    assert_eq!(request_line, "POST /flowtrace/v1/start HTTP/1.1");
+    let span = exporter.get_finished_spans().unwrap().into_iter().find(|s| s.name == "process Posts-Notifications").unwrap();
+    assert_eq!(notice["requestId"], "r-notice");
+    assert_eq!(notice["traceId"], span.span_context.trace_id().to_string());
+    assert_eq!(notice["spanId"], span.span_context.span_id().to_string());
+    assert_eq!(notice["parentSpanId"], UPSTREAM_SPAN);
+    assert_eq!(notice["name"], "process Posts-Notifications");
+    assert_eq!(notice["sampled"], true);
+}

@@ -72,6 +72,70 @@ pub mod attr {
     pub const ALB_TARGET_GROUP_ARN: &str = "aws.elb.target_group_arn";
     /// The schedule rule ARN for scheduled events.
     pub const SCHEDULE_RULE: &str = "aws.events.rule_arn";
+
+    // Set by the extension, from the Lambda Telemetry API, on the platform span (a child of
+    // the invocation span), the init span and synthesized invocation spans.
+    /// The invocation's duration as the platform measured it, in milliseconds.
+    pub const PLATFORM_DURATION_MS: &str = "flowtrace.platform.duration_ms";
+    /// The billed duration, in milliseconds.
+    pub const PLATFORM_BILLED_DURATION_MS: &str = "flowtrace.platform.billed_duration_ms";
+    /// The function's configured memory, in MB.
+    pub const PLATFORM_MEMORY_SIZE_MB: &str = "flowtrace.platform.memory_size_mb";
+    /// The maximum memory used, in MB.
+    pub const PLATFORM_MAX_MEMORY_USED_MB: &str = "flowtrace.platform.max_memory_used_mb";
+    /// The init duration of a cold start, in milliseconds.
+    pub const PLATFORM_INIT_DURATION_MS: &str = "flowtrace.platform.init_duration_ms";
+    /// The platform's status: `success`, `error`, `failure`, `timeout`.
+    pub const PLATFORM_STATUS: &str = "flowtrace.platform.status";
+    /// The platform's error type (`Runtime.ExitError`, `Sandbox.Timedout`...).
+    pub const PLATFORM_ERROR_TYPE: &str = "flowtrace.platform.error_type";
+    /// The invocation's cost in USD: billed GB-s × price per GB-s + the per-request price.
+    pub const PLATFORM_COST_USD: &str = "flowtrace.platform.cost_usd";
+    /// The architecture the cost was priced for (`x86_64`, `arm64`).
+    pub const PLATFORM_ARCHITECTURE: &str = "flowtrace.platform.architecture";
+    /// `true` on an invocation span the extension made because the function died before it
+    /// could hand its own off.
+    pub const SYNTHESIZED: &str = "flowtrace.synthesized";
+    /// Why the invocation ended abnormally, on a synthesized invocation span.
+    pub const PLATFORM_REASON: &str = "flowtrace.platform.reason";
+    /// Why flowtrace-reqwest did not inject trace context into an outbound HTTP request
+    /// (`denied`: the host is not on the allow list or is on the deny list; `sigv4_signed`:
+    /// the request is already SigV4-signed). Absent when context was injected.
+    pub const HTTP_PROPAGATION_SKIPPED: &str = "flowtrace.http.propagation.skipped";
+    /// The captured, truncated and masked body of an outbound HTTP request.
+    pub const HTTP_REQUEST_BODY: &str = "flowtrace.http.request.body";
+    /// The captured, truncated and masked body of an outbound HTTP request's response.
+    pub const HTTP_RESPONSE_BODY: &str = "flowtrace.http.response.body";
+    /// How many HTTP attempts an AWS SDK call made (1 when there was no retry).
+    pub const AWS_ATTEMPTS: &str = "aws.request.attempts";
+    /// The AWS region an AWS SDK call went to.
+    pub const AWS_REGION: &str = "aws.region";
+    /// The AWS error code of a failed AWS SDK call (`ResourceNotFoundException`, ...).
+    pub const AWS_ERROR_CODE: &str = "aws.error.code";
+    /// The message ids (or sequence numbers, event ids) a batch send returned, in entry order.
+    pub const AWS_MESSAGE_IDS: &str = "aws.messaging.message_ids";
+    /// How many entries of a batch call (SQS, SNS, Kinesis, EventBridge) AWS rejected.
+    pub const AWS_FAILED_ENTRIES: &str = "aws.messaging.failed_count";
+    /// The Kinesis stream shard ids a `PutRecords` call wrote to, in record order.
+    pub const KINESIS_SHARD_IDS: &str = "aws.kinesis.shard_ids";
+    /// The Kinesis sequence numbers a `PutRecords` call got, in record order.
+    pub const KINESIS_SEQUENCE_NUMBERS: &str = "aws.kinesis.sequence_numbers";
+    /// The EventBridge event bus a `PutEvents` call sent to (`default` when none was named).
+    pub const EVENTBRIDGE_EVENT_BUS: &str = "aws.eventbridge.event_bus";
+    /// The Lambda invocation type of an `Invoke` call (`RequestResponse`, `Event`, `DryRun`).
+    pub const LAMBDA_INVOCATION_TYPE: &str = "aws.lambda.invocation_type";
+    /// The `X-Amz-Function-Error` of an `Invoke` call whose function failed (`Unhandled`...).
+    pub const LAMBDA_FUNCTION_ERROR: &str = "aws.lambda.function_error";
+    /// The item key hashes (see [`crate::dynamodb_item_key_hash`]) of a batch or transaction
+    /// write, one per item.
+    pub const DYNAMODB_ITEM_KEY_HASHES: &str = "aws.dynamodb.item_key_hashes";
+    /// The name of the span event flowtrace-aws records when it did not inject trace context.
+    pub const INJECTION_SKIPPED_EVENT: &str = "flowtrace.injection.skipped";
+    /// On [`INJECTION_SKIPPED_EVENT`]: why (`too_many_attributes`, `message_structure_json`,
+    /// `not_json_object`, `too_large`, `reserved_key_present`, `table_excluded`, ...).
+    pub const INJECTION_SKIPPED_REASON: &str = "flowtrace.injection.reason";
+    /// On [`INJECTION_SKIPPED_EVENT`]: which entry of a batch (its id, or its index).
+    pub const INJECTION_SKIPPED_ENTRY: &str = "flowtrace.injection.entry";
 }
 
 /// The reserved key that carries trace context inside payloads that have no attributes:
@@ -84,6 +148,23 @@ pub const EXTENSION_OTLP_PORT: u16 = 4318;
 
 /// The path the extension exposes for start notices.
 pub const START_NOTICE_PATH: &str = "/flowtrace/v1/start";
+
+/// The path where the extension answers with its counters (JSON), on the same port.
+pub const EXTENSION_STATS_PATH: &str = "/flowtrace/v1/stats";
+
+/// The name of the platform span the extension adds under each invocation span.
+pub const PLATFORM_SPAN_NAME: &str = "lambda.platform";
+
+/// The name of the init span the extension adds on cold starts.
+pub const INIT_SPAN_NAME: &str = "lambda.init";
+
+/// The span event the extension adds to the platform span when an invocation used at least
+/// 80 % of its timeout.
+pub const INSIGHT_NEAR_TIMEOUT_EVENT: &str = "flowtrace.insight.near_timeout";
+
+/// The span event the extension adds to the platform span when an invocation used at least
+/// 80 % of the function's memory.
+pub const INSIGHT_HIGH_MEMORY_EVENT: &str = "flowtrace.insight.high_memory";
 
 /// The path of the extension's executable inside a Lambda environment. Its presence means
 /// the layer is attached.
@@ -112,6 +193,126 @@ pub struct StartNotice {
     pub sampled: bool,
 }
 
+/// One primary-key attribute value of a DynamoDB item, as [`dynamodb_item_key_hash`] sees it:
+/// keys are strings, numbers or binary. Binary is the raw bytes (a stream record's JSON
+/// carries them base64-encoded: decode first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoDbKeyValue<'a> {
+    /// A string key (`{"S": "..."}`).
+    S(&'a str),
+    /// A number key (`{"N": "..."}`), in any of the forms DynamoDB accepts (`1`, `1.0`, `1e0`
+    /// hash alike).
+    N(&'a str),
+    /// A binary key (`{"B": ...}`), raw bytes.
+    B(&'a [u8]),
+}
+
+/// A stable hash of a DynamoDB table name and an item's primary key: 16 lowercase hex digits.
+///
+/// The producer (flowtrace-aws, on `PutItem`, `UpdateItem`, `BatchWriteItem`,
+/// `TransactWriteItems` spans) and the consumer (the wrapper, from a stream record's `Keys`)
+/// compute it identically and record it as [`attr::DYNAMODB_ITEM_KEY_HASH`], so a backend can
+/// join the hop even when no context rode in the item (KEYS_ONLY streams, deletes).
+///
+/// `table` may be the table's name or its ARN (`arn:aws:dynamodb:...:table/NAME[/...]`). The
+/// key's attributes may come in any order; only the key attributes (partition key, and sort
+/// key if the table has one) must be passed. Numbers are compared by value.
+///
+/// The hash is FNV-1a (64 bits) over a length-prefixed encoding; it is a join key, not a
+/// security measure.
+pub fn dynamodb_item_key_hash<'a, I>(table: &str, key: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, DynamoDbKeyValue<'a>)>,
+{
+    let table = table_name_of(table);
+    let mut attributes: Vec<(&str, DynamoDbKeyValue<'_>)> = key.into_iter().collect();
+    attributes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut hash = Fnv1a::new();
+    hash.field(b"flowtrace.dynamodb.key.v1");
+    hash.field(table.as_bytes());
+    for (name, value) in attributes {
+        hash.field(name.as_bytes());
+        match value {
+            DynamoDbKeyValue::S(text) => {
+                hash.field(b"S");
+                hash.field(text.as_bytes());
+            }
+            DynamoDbKeyValue::N(number) => {
+                hash.field(b"N");
+                match normalize_number(number) {
+                    Some(normal) => hash.field(normal.as_bytes()),
+                    None => hash.field(number.trim().as_bytes()),
+                }
+            }
+            DynamoDbKeyValue::B(bytes) => {
+                hash.field(b"B");
+                hash.field(bytes);
+            }
+        }
+    }
+    format!("{:016x}", hash.0)
+}
+
+/// `arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/stream/...]` → `NAME`; a name stays as it is.
+fn table_name_of(table: &str) -> &str {
+    match table.split_once(":table/") {
+        Some((prefix, rest)) if prefix.starts_with("arn:") => rest.split('/').next().unwrap_or(rest),
+        _ => table,
+    }
+}
+
+/// A DynamoDB number in one canonical form (`[-]DIGITSeEXP`, no leading or trailing zeros in
+/// the digits; `0` for zero), or `None` when it is not a number.
+fn normalize_number(raw: &str) -> Option<String> {
+    let text = raw.trim();
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..)?),
+        Some(b'+') => (false, text.get(1..)?),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (unsigned.get(..at)?, unsigned.get(at + 1..)?.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if integer.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    if !integer.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = integer.chars().chain(fraction.chars()).collect();
+    let leading = digits.bytes().take_while(|b| *b == b'0').count();
+    let significant = digits.get(leading..)?.trim_end_matches('0');
+    if significant.is_empty() {
+        return Some("0".to_owned());
+    }
+    // value = 0.<significant> × 10^point
+    let point = exponent.checked_add(i64::try_from(integer.len()).ok()?)?.checked_sub(i64::try_from(leading).ok()?)?;
+    Some(format!("{}{significant}e{point}", if negative { "-" } else { "" }))
+}
+
+/// 64-bit FNV-1a over length-prefixed fields.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.bytes(&(bytes.len() as u64).to_le_bytes());
+        self.bytes(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +332,29 @@ mod tests {
         assert!(json.contains("\"requestId\":\"r-1\""), "{json}");
         assert!(!json.contains("parentSpanId"), "{json}");
         assert_eq!(serde_json::from_str::<StartNotice>(&json).unwrap(), notice);
+    }
+    #[test]
+    fn item_key_hash_is_stable_and_order_and_number_form_independent() {
+        use DynamoDbKeyValue::{B, N, S};
+        let a = dynamodb_item_key_hash("Posts", [("pk", S("post#1")), ("sk", N("10"))]);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, dynamodb_item_key_hash("Posts", [("sk", N("1.0e1")), ("pk", S("post#1"))]));
+        assert_eq!(
+            a,
+            dynamodb_item_key_hash(
+                "arn:aws:dynamodb:us-east-1:123:table/Posts/stream/2024",
+                [("pk", S("post#1")), ("sk", N("010.00"))]
+            )
+        );
+        assert_ne!(a, dynamodb_item_key_hash("Posts", [("pk", S("post#1")), ("sk", N("11"))]));
+        assert_ne!(a, dynamodb_item_key_hash("Other", [("pk", S("post#1")), ("sk", N("10"))]));
+        assert_ne!(a, dynamodb_item_key_hash("Posts", [("pk", S("post#1")), ("sk", S("10"))]));
+        assert_ne!(dynamodb_item_key_hash("T", [("id", B(b"ab"))]), dynamodb_item_key_hash("T", [("id", S("ab"))]));
+        // A fixed value: the consumer side must compute exactly this.
+        assert_eq!(dynamodb_item_key_hash("T", [("id", S("1"))]), dynamodb_item_key_hash("T", [("id", S("1"))]));
+        assert_eq!(normalize_number("-0.00"), Some("0".to_owned()));
+        assert_eq!(normalize_number("-12.5e-1"), Some("-125e1".to_owned()));
+        assert_eq!(normalize_number("0.0125"), Some("125e-1".to_owned()));
+        assert_eq!(normalize_number("abc"), None);
     }
 }

@@ -23,6 +23,7 @@ pub mod invocation;
 mod layer;
 pub mod logging;
 pub mod propagation;
+mod record;
 mod run;
 pub mod telemetry;
 pub mod trigger;
@@ -30,6 +31,7 @@ pub mod trigger;
 pub use config::Config;
 pub use handler::{TracedHandler, TracedHandlerFuture};
 pub use layer::{FlowtraceFuture, FlowtraceLayer, FlowtraceService};
+pub use record::RecordSpan;
 pub use lambda_runtime::{self, Error, LambdaEvent};
 pub use run::{run, run_with};
 #[cfg(feature = "concurrency")]
@@ -38,6 +40,13 @@ pub use telemetry::{Telemetry, TelemetryBuilder};
 
 #[cfg(feature = "macros")]
 pub use flowtrace_macros::main;
+
+/// The instrumented HTTP client: a CLIENT span per request and trace context for the services
+/// you own. `flowtrace::http::client()` is a ready `reqwest` client.
+#[cfg(feature = "reqwest")]
+pub mod http {
+    pub use flowtrace_reqwest::*;
+}
 
 /// Used by the code `#[flowtrace::main]` expands to. Not a public API.
 #[doc(hidden)]

@@ -183,7 +183,9 @@ pub(crate) fn extract_span_context(
     propagator: &dyn TextMapPropagator,
     carrier: &dyn opentelemetry::propagation::Extractor,
 ) -> Option<SpanContext> {
-    let cx = propagator.extract(carrier);
+    // From an empty context: `extract` would start from `Context::current()`, and inside an
+    // invocation a carrier without context would then yield the invocation's own span.
+    let cx = propagator.extract_with_context(&opentelemetry::Context::new(), carrier);
     let span_context = cx.span().span_context().clone();
     span_context.is_valid().then_some(span_context)
 }

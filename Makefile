@@ -1,21 +1,25 @@
 # flowtrace — the targets CI and developers use.
-#   make test    everything CI checks: format, lints, feature builds, all tests
+#   make test    everything CI checks: format, lints, feature builds, template lint, all tests
 #   make demo    a traced function under a local Lambda emulator, and `flowtrace inspect`
+#   make layer   the Lambda layer zip (x86_64; `make layer ARCH=arm64` where aarch64 std exists)
 #   make bench   criterion benchmarks (figures go in BENCHMARKS.md)
 
 CARGO ?= cargo
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 FIXTURES := tests/fixtures
-# Cap parallel test threads: the end-to-end tests start real processes.
+# The end-to-end tests start real processes; keep them from starving each other on 2 cores.
 TEST_THREADS ?= 4
+ARCH ?= x86_64
 
-.PHONY: all build test fmt-check clippy features unit-tests template-lint demo bench fmt clean
+.PHONY: all build test fmt-check clippy features template-lint test-deps unit-tests demo layer bench fmt clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: fmt-check clippy features template-lint unit-tests
+test: fmt-check clippy features template-lint test-deps unit-tests
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -27,15 +31,25 @@ clippy:
 features:
 	$(CARGO) check -p flowtrace --no-default-features
 	$(CARGO) check -p flowtrace --no-default-features --features concurrency
+	$(CARGO) check -p flowtrace --no-default-features --features reqwest
 	$(CARGO) check -p flowtrace --all-features
+	$(CARGO) check -p flowtrace-reqwest --no-default-features
+	$(CARGO) check -p flowtrace-extension
 
 # cfn-lint comes from PyPI; installed on first use.
 template-lint:
-	@command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet cfn-lint
+	@command -v cfn-lint >/dev/null 2>&1 || $(PIP) cfn-lint
 	cfn-lint template.yaml
 
+# What the tests need beside cargo, from PyPI: moto's server (AWS), and the Python OpenTelemetry
+# SDK (a Python function's spans through the extension).
+test-deps:
+	@$(PYTHON) -c "import moto.server, flask_cors" 2>/dev/null || $(PIP) 'moto[server]'
+	@$(PYTHON) -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http" 2>/dev/null \
+		|| $(PIP) opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+
 unit-tests:
-	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	FLOWTRACE_REQUIRE_PYTHON=1 $(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 
 demo:
 	$(CARGO) build -q -p hello -p flowtrace-cli -p flowtrace-tests --bin demo --bin flowtrace --bin hello
@@ -46,8 +60,25 @@ demo:
 		echo; \
 	done
 
+# The layer: extensions/flowtrace-extension, built by cargo-lambda (with zig, for Amazon Linux's
+# glibc), size-tuned. Both come from PyPI.
+LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(ARCH)),--arm64,)
+layer:
+	@command -v cargo-lambda >/dev/null 2>&1 || $(PIP) cargo-lambda ziglang
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+		CARGO_PROFILE_RELEASE_STRIP=true \
+		cargo lambda build --release --extension --offline $(LAMBDA_ARCH_FLAG) -p flowtrace-extension
+	rm -f layer/flowtrace-layer-$(ARCH).zip
+	cd target/lambda && $(PYTHON) -m zipfile -c ../../layer/flowtrace-layer-$(ARCH).zip extensions/
+	@echo "layer/flowtrace-layer-$(ARCH).zip:"; ls -l target/lambda/extensions/flowtrace-extension
+	@echo "newest glibc symbol needed:"; objdump -T target/lambda/extensions/flowtrace-extension \
+		| grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1
+
 bench:
 	$(CARGO) bench -p flowtrace --bench wrapper
+	$(CARGO) bench -p flowtrace-reqwest --bench client
+	$(CARGO) bench -p flowtrace-extension --bench forward
+	$(CARGO) bench -p flowtrace-tests --bench extension_process
 
 fmt:
 	$(CARGO) fmt --all

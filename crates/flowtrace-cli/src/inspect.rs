@@ -115,6 +115,7 @@ pub fn run(args: &Args) -> Result<String, InspectError> {
     for warning in warnings.iter().map(ToString::to_string).chain(propagator_warnings) {
         eprintln!("{warning}");
     }
-    let plan = invocation::plan(&event, &lambda_context(given), &config, propagator.as_ref(), true, SystemTime::now());
+    let plan =
+        invocation::plan(&event, &lambda_context(given), &config, propagator.as_ref(), true, SystemTime::now(), false);
     Ok(serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default())
 }

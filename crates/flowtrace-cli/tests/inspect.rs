@@ -56,7 +56,8 @@ fn context_file_supplies_the_lambda_context() {
             "clientContext":{"custom":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}"#,
     )
     .unwrap();
-    let out = inspect(&["inspect", fixture("direct-invoke.json").to_str().unwrap(), "--context", context.to_str().unwrap()]);
+    let out =
+        inspect(&["inspect", fixture("direct-invoke.json").to_str().unwrap(), "--context", context.to_str().unwrap()]);
     assert_eq!(out["span"]["attributes"]["faas.invocation_id"], "r-42");
     assert_eq!(out["span"]["attributes"]["cloud.account.id"], "123456789012");
     assert_eq!(out["parent"]["trace_id"], "0af7651916cd43dd8448eb211c80319c");
@@ -67,7 +68,11 @@ fn context_file_supplies_the_lambda_context() {
 fn unknown_and_malformed_events_still_answer() {
     let dir = std::env::temp_dir().join(format!("flowtrace-inspect-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, body) in [("garbage.json", &b"\xff{not json"[..]), ("unknown.json", br#"{"hello":"world"}"#), ("records.json", br#"{"Records":"nope"}"#)] {
+    for (name, body) in [
+        ("garbage.json", &b"\xff{not json"[..]),
+        ("unknown.json", br#"{"hello":"world"}"#),
+        ("records.json", br#"{"Records":"nope"}"#),
+    ] {
         let path = dir.join(name);
         std::fs::write(&path, body).unwrap();
         let out = inspect(&["inspect", path.to_str().unwrap()]);

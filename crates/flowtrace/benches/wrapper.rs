@@ -38,7 +38,8 @@ fn invocation(body: &[u8]) -> LambdaInvocation {
     let mut context = lambda_runtime::Context::default();
     context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
     context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:orders".into();
-    context.deadline = (SystemTime::now() + Duration::from_secs(900)).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    context.deadline =
+        (SystemTime::now() + Duration::from_secs(900)).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     context.env_config = Arc::new(lambda_runtime::Config { function_name: "orders".into(), ..Default::default() });
     LambdaInvocation { parts, body: body.to_vec().into(), context }
 }
@@ -70,7 +71,8 @@ fn bench_wrapper(c: &mut Criterion) {
     // lambda_runtime's layer records through `tracing`; give it a real OTel pipeline, the
     // same bridge a flowtrace function installs.
     let otel_provider = SdkTracerProvider::builder().with_simple_exporter(DiscardingExporter).build();
-    let subscriber = tracing_subscriber::registry().with(flowtrace::logging::otel_bridge(otel_provider.tracer("bench")));
+    let subscriber =
+        tracing_subscriber::registry().with(flowtrace::logging::otel_bridge(otel_provider.tracer("bench")));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let telemetry = Telemetry::builder().exporter(DiscardingExporter).build();
@@ -121,11 +123,18 @@ fn bench_wrapper(c: &mut Criterion) {
                     propagator.as_ref(),
                     false,
                     SystemTime::now(),
+                    false,
                 )
             });
         });
         group.bench_function(format!("{label}/parse_only"), |b| {
             b.iter(|| serde_json::from_slice::<Value>(&request.body).unwrap());
+        });
+        group.bench_function(format!("{label}/parse_pruned"), |b| {
+            b.iter(|| {
+                flowtrace::invocation::parse_for_detection(&request.body, &config.reserved_key, propagator.as_ref())
+                    .unwrap()
+            });
         });
     }
     group.finish();

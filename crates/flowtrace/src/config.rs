@@ -94,11 +94,7 @@ pub struct ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "flowtrace: ignoring {}={:?}: expected {}; using the default",
-            self.name, self.value, self.expected
-        )
+        write!(f, "flowtrace: ignoring {}={:?}: expected {}; using the default", self.name, self.value, self.expected)
     }
 }
 
@@ -116,20 +112,21 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> (Self, Vec<ConfigWarning>) {
         let mut reader = Reader { lookup, warnings: Vec::new() };
         let defaults = Self::default();
-        let mask_pattern = reader
-            .raw("FLOWTRACE_MASK_PATTERN")
-            .filter(|p| !p.trim().is_empty())
-            .and_then(|pattern| match regex_lite::Regex::new(&pattern) {
+        let mask_pattern = reader.raw("FLOWTRACE_MASK_PATTERN").filter(|p| !p.trim().is_empty()).and_then(|pattern| {
+            match regex_lite::Regex::new(&pattern) {
                 Ok(_) => Some(pattern),
                 Err(_) => {
                     reader.warn("FLOWTRACE_MASK_PATTERN", pattern, "a valid regular expression");
                     None
                 }
-            });
+            }
+        });
         let reserved_key = reader
             .raw("FLOWTRACE_RESERVED_KEY")
             .and_then(|key| {
-                let valid = !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let valid = !key.is_empty()
+                    && key.len() <= 64
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if valid {
                     Some(key)
                 } else {
@@ -141,18 +138,27 @@ impl Config {
         let config = Self {
             enabled: reader.parse_bool("FLOWTRACE_ENABLED", defaults.enabled),
             capture_payloads: reader.parse_bool("FLOWTRACE_CAPTURE_PAYLOADS", defaults.capture_payloads),
-            capture_max_bytes: reader.parse("FLOWTRACE_CAPTURE_MAX_BYTES", defaults.capture_max_bytes, "a number of bytes"),
+            capture_max_bytes: reader.parse(
+                "FLOWTRACE_CAPTURE_MAX_BYTES",
+                defaults.capture_max_bytes,
+                "a number of bytes",
+            ),
             mask_pattern,
             xray_parent: reader.parse("FLOWTRACE_XRAY_PARENT", defaults.xray_parent, "`fallback` or `ignore`"),
             timeout_margin: reader.parse_millis("FLOWTRACE_TIMEOUT_MARGIN_MS", defaults.timeout_margin),
             reserved_key,
             flush_timeout: reader.parse_millis("FLOWTRACE_FLUSH_TIMEOUT_MS", defaults.flush_timeout),
-            buffer_max_bytes: reader.parse("FLOWTRACE_BUFFER_MAX_BYTES", defaults.buffer_max_bytes, "a number of bytes"),
+            buffer_max_bytes: reader.parse(
+                "FLOWTRACE_BUFFER_MAX_BYTES",
+                defaults.buffer_max_bytes,
+                "a number of bytes",
+            ),
             extension_endpoint: reader
                 .raw("FLOWTRACE_EXTENSION_ENDPOINT")
                 .map(|e| e.trim_end_matches('/').to_owned())
                 .unwrap_or(defaults.extension_endpoint),
-            proactive_init_threshold: reader.parse_millis("FLOWTRACE_PROACTIVE_INIT_MS", defaults.proactive_init_threshold),
+            proactive_init_threshold: reader
+                .parse_millis("FLOWTRACE_PROACTIVE_INIT_MS", defaults.proactive_init_threshold),
         };
         (config, reader.warnings)
     }

@@ -95,7 +95,12 @@ const MAX_REMEMBERED_CUT_OFFS: usize = 10_000;
 impl Handoff {
     /// A hand-off in front of `exporter`. `track_open` enables the timeout guard's
     /// bookkeeping of open spans.
-    pub fn new(exporter: Box<dyn DynSpanExporter>, max_bytes: usize, flush_timeout: Duration, track_open: bool) -> Self {
+    pub fn new(
+        exporter: Box<dyn DynSpanExporter>,
+        max_bytes: usize,
+        flush_timeout: Duration,
+        track_open: bool,
+    ) -> Self {
         Self {
             exporter,
             state: Mutex::new(State::default()),
@@ -144,7 +149,8 @@ impl Handoff {
     /// `reason`, and queues them. Their real ends, if they ever come, are discarded.
     pub(crate) fn cut_off(&self, invocation: InvocationKey, reason: &'static str, now: SystemTime) -> Vec<String> {
         let mut state = self.state();
-        let ids: Vec<SpanId> = state.open.iter().filter(|(_, (key, _))| *key == invocation).map(|(id, _)| *id).collect();
+        let ids: Vec<SpanId> =
+            state.open.iter().filter(|(_, (key, _))| *key == invocation).map(|(id, _)| *id).collect();
         let mut names = Vec::with_capacity(ids.len());
         if state.cut_off.len() + ids.len() > MAX_REMEMBERED_CUT_OFFS {
             state.cut_off.clear();
@@ -212,7 +218,11 @@ fn approximate_size(span: &SpanData) -> usize {
     let value_size = |kv: &KeyValue| kv.key.as_str().len() + kv.value.as_str().len() + 8;
     96 + span.name.len()
         + span.attributes.iter().map(value_size).sum::<usize>()
-        + span.events.iter().map(|e| 32 + e.name.len() + e.attributes.iter().map(value_size).sum::<usize>()).sum::<usize>()
+        + span
+            .events
+            .iter()
+            .map(|e| 32 + e.name.len() + e.attributes.iter().map(value_size).sum::<usize>())
+            .sum::<usize>()
         + span.links.iter().map(|l| 48 + l.attributes.iter().map(value_size).sum::<usize>()).sum::<usize>()
 }
 

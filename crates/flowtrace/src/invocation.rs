@@ -30,12 +30,17 @@ pub struct InvocationPlan {
     pub links: Vec<Link>,
     /// Time left before the deadline, when known.
     pub remaining: Option<Duration>,
-    /// The parsed event (`Null` when it was not JSON), kept for payload capture.
+    /// The parsed event, kept for payload capture: `Null` when it was not JSON, or when
+    /// [`plan`] was not asked for the full event.
     pub event: Value,
 }
 
 /// Plans the invocation span for `body` (the raw event) and `context`. `cold_start` is
 /// decided by the caller, which owns that state.
+///
+/// With `full_event` (payload capture needs it), the whole event is parsed and returned in
+/// [`InvocationPlan::event`]; without, only what trigger detection reads is built, which
+/// plans the same span for a fraction of the cost, and `event` is `Null`.
 pub fn plan(
     body: &[u8],
     context: &lambda_runtime::Context,
@@ -43,8 +48,14 @@ pub fn plan(
     propagator: &dyn TextMapPropagator,
     cold_start: bool,
     now: SystemTime,
+    full_event: bool,
 ) -> InvocationPlan {
-    let event: Value = match serde_json::from_slice(body) {
+    let parsed = if full_event {
+        serde_json::from_slice(body)
+    } else {
+        trigger::prune::parse_for_detection(body, &config.reserved_key, propagator)
+    };
+    let parsed = match parsed {
         Ok(value) => value,
         Err(error) => {
             tracing::debug!(target: "flowtrace", "flowtrace: event is not JSON ({error}); tracing it as trigger `other`");
@@ -55,10 +66,13 @@ pub fn plan(
         client_context_custom: context.client_context.as_ref().map(|c| &c.custom),
         reserved_key: &config.reserved_key,
     };
-    let trigger = trigger::detect(&event, envelope, propagator);
+    let trigger = trigger::detect(&parsed, envelope, propagator);
+    let event = if full_event { parsed } else { Value::Null };
     let (event_parent, linked) = trigger.parent_and_links();
 
-    let mut attributes = trigger.attributes.clone();
+    // Room for what is added below, and the payload the wrapper may add, without growing.
+    let mut attributes = Vec::with_capacity(trigger.attributes.len() + 9);
+    attributes.extend_from_slice(&trigger.attributes);
     let parent = match event_parent {
         Some(parent) => {
             attributes.push(KeyValue::new(attr::PARENT_ORIGIN, "event"));
@@ -102,6 +116,19 @@ pub fn plan(
     InvocationPlan { trigger, name, kind, attributes, parent, links, remaining, event }
 }
 
+/// Parses `body` as [`plan`] does without `full_event`: only what trigger detection reads
+/// (for this reserved key and propagator) is built, so the value is not the event, but
+/// [`trigger::detect`] describes it exactly as it would the full event. Fails exactly when
+/// `serde_json::from_slice::<Value>(body)` fails. Public for benchmarks and tests.
+#[doc(hidden)]
+pub fn parse_for_detection(
+    body: &[u8],
+    reserved_key: &str,
+    propagator: &dyn TextMapPropagator,
+) -> serde_json::Result<Value> {
+    trigger::prune::parse_for_detection(body, reserved_key, propagator)
+}
+
 /// Time left until the deadline, `None` when the deadline is unknown or already past.
 pub(crate) fn remaining_budget(deadline_ms: u64, now: SystemTime) -> Option<Duration> {
     if deadline_ms == 0 {
@@ -114,9 +141,7 @@ pub(crate) fn remaining_budget(deadline_ms: u64, now: SystemTime) -> Option<Dura
 impl InvocationPlan {
     /// The plan as JSON: what `flowtrace inspect` prints.
     pub fn to_json(&self) -> Value {
-        let span_context = |sc: &SpanContext| {
-            json!({"trace_id": sc.trace_id().to_string(), "span_id": sc.span_id().to_string(), "sampled": sc.is_sampled()})
-        };
+        let span_context = |sc: &SpanContext| json!({"trace_id": sc.trace_id().to_string(), "span_id": sc.span_id().to_string(), "sampled": sc.is_sampled()});
         json!({
             "trigger": {
                 "source": self.trigger.source.map(trigger::TriggerSource::as_str),
@@ -188,16 +213,19 @@ mod tests {
         let propagator = crate::propagation::default_propagator();
         let mut ctx = context();
         ctx.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
-        let sampled = plan(b"{}", &ctx, &Config::default(), propagator.as_ref(), false, SystemTime::now());
-        assert_eq!(sampled.parent.map(|p| p.trace_id().to_string()).as_deref(), Some("5759e988bd862e3fe1be46a994272793"));
+        let sampled = plan(b"{}", &ctx, &Config::default(), propagator.as_ref(), false, SystemTime::now(), false);
+        assert_eq!(
+            sampled.parent.map(|p| p.trace_id().to_string()).as_deref(),
+            Some("5759e988bd862e3fe1be46a994272793")
+        );
 
         ctx.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into());
-        let passive = plan(b"{}", &ctx, &Config::default(), propagator.as_ref(), false, SystemTime::now());
+        let passive = plan(b"{}", &ctx, &Config::default(), propagator.as_ref(), false, SystemTime::now(), false);
         assert!(passive.parent.is_none(), "Lambda's passive header must not silence tracing");
 
         ctx.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
         let config = Config { xray_parent: XrayParent::Ignore, ..Config::default() };
-        assert!(plan(b"{}", &ctx, &config, propagator.as_ref(), false, SystemTime::now()).parent.is_none());
+        assert!(plan(b"{}", &ctx, &config, propagator.as_ref(), false, SystemTime::now(), false).parent.is_none());
     }
 
     #[test]
@@ -206,10 +234,33 @@ mod tests {
         let mut ctx = context();
         ctx.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
         let event = br#"{"headers":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},"requestContext":{"http":{"method":"GET"}},"routeKey":"GET /x","version":"2.0","rawPath":"/x"}"#;
-        let plan = plan(event, &ctx, &Config::default(), propagator.as_ref(), true, SystemTime::now());
-        assert_eq!(plan.parent.as_ref().map(|p| p.trace_id().to_string()).as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+        let plan = plan(event, &ctx, &Config::default(), propagator.as_ref(), true, SystemTime::now(), false);
+        assert_eq!(
+            plan.parent.as_ref().map(|p| p.trace_id().to_string()).as_deref(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
         let json = plan.to_json();
         assert_eq!(json["span"]["attributes"]["faas.coldstart"], true);
         assert_eq!(json["span"]["attributes"]["flowtrace.parent.origin"], "event");
+    }
+
+    #[test]
+    fn the_full_event_is_parsed_only_when_asked_for_and_the_plan_is_the_same() {
+        let propagator = crate::propagation::default_propagator();
+        let ctx = context();
+        let body =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/apigw-rest-traceparent.json"))
+                .unwrap();
+        let now = SystemTime::now();
+        let pruned = plan(&body, &ctx, &Config::default(), propagator.as_ref(), false, now, false);
+        let full = plan(&body, &ctx, &Config::default(), propagator.as_ref(), false, now, true);
+        assert!(pruned.event.is_null());
+        assert_eq!(full.event, serde_json::from_slice::<Value>(&body).unwrap());
+        assert_eq!(pruned.to_json(), full.to_json());
+        assert!(pruned.parent.is_some());
+
+        let not_json = plan(b"{nope", &ctx, &Config::default(), propagator.as_ref(), false, now, true);
+        assert!(not_json.event.is_null());
+        assert_eq!(not_json.trigger.source, None);
     }
 }

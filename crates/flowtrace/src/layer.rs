@@ -10,9 +10,7 @@ use crate::trigger;
 use flowtrace_contract::{StartNotice, attr};
 use futures_util::future::BoxFuture;
 use lambda_runtime::{Error, LambdaInvocation};
-use opentelemetry::trace::{
-    FutureExt as _, SpanContext, Status, TraceContextExt, Tracer as _, WithContext,
-};
+use opentelemetry::trace::{FutureExt as _, SpanContext, Status, TraceContextExt, Tracer as _, WithContext};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -124,9 +122,16 @@ impl Invocation {
         let config = &inner.config;
         let lambda = &request.context;
         let cold_start = inner.cold_start.take(Instant::now());
-        let InvocationPlan { trigger, name, kind, mut attributes, parent, links, remaining, event } =
-            invocation::plan(&request.body, lambda, config, inner.propagator.as_ref(), cold_start, SystemTime::now());
         let capture = inner.capture.clone();
+        let InvocationPlan { trigger, name, kind, mut attributes, parent, links, remaining, event } = invocation::plan(
+            &request.body,
+            lambda,
+            config,
+            inner.propagator.as_ref(),
+            cold_start,
+            SystemTime::now(),
+            capture.is_some(),
+        );
         if let Some(capture) = &capture
             && !event.is_null()
         {
@@ -136,10 +141,11 @@ impl Invocation {
             Some(sc) => Context::new().with_remote_span_context(sc.clone()),
             None => Context::new(),
         };
+        let notice_name = inner.notices.is_some().then(|| name.clone());
         let start_time = SystemTime::now();
         let span = inner
             .tracer
-            .span_builder(name.clone())
+            .span_builder(name)
             .with_kind(kind)
             .with_start_time(start_time)
             .with_attributes(attributes)
@@ -152,9 +158,10 @@ impl Invocation {
             capture,
             handler_ran: AtomicBool::new(false),
         });
-        let cx = parent_cx.with_span(span).with_value(key).with_value(scope.clone());
+        // The telemetry rides along so per-record spans (`RecordSpan`) use this pipeline.
+        let cx = parent_cx.with_span(span).with_value(key).with_value(scope.clone()).with_value(telemetry.clone());
 
-        if let Some(notices) = &inner.notices {
+        if let (Some(notices), Some(name)) = (&inner.notices, notice_name) {
             notices.send(StartNotice {
                 request_id: lambda.request_id.clone(),
                 trace_id: span_context.trace_id().to_string(),
@@ -185,7 +192,9 @@ impl Invocation {
         span.set_attribute(KeyValue::new(attr::CUT_OFF, "timeout"));
         let description = match cut.as_slice() {
             [] => "timeout: the invocation was about to exceed its deadline".to_owned(),
-            spans => format!("timeout: the invocation was about to exceed its deadline, waiting on {}", spans.join(", ")),
+            spans => {
+                format!("timeout: the invocation was about to exceed its deadline, waiting on {}", spans.join(", "))
+            }
         };
         span.set_status(Status::error(description));
         span.end_with_timestamp(now);

@@ -30,12 +30,12 @@ pub mod trigger;
 
 pub use config::Config;
 pub use handler::{TracedHandler, TracedHandlerFuture};
+pub use lambda_runtime::{self, Error, LambdaEvent};
 pub use layer::{FlowtraceFuture, FlowtraceLayer, FlowtraceService};
 pub use record::RecordSpan;
-pub use lambda_runtime::{self, Error, LambdaEvent};
-pub use run::{run, run_with};
 #[cfg(feature = "concurrency")]
 pub use run::run_concurrent;
+pub use run::{run, run_with};
 pub use telemetry::{Telemetry, TelemetryBuilder};
 
 #[cfg(feature = "macros")]

@@ -26,7 +26,8 @@ pub fn propagator_from_env_value(value: Option<&str>) -> (SharedPropagator, Vec<
             "baggage" => propagators.push(Box::new(BaggagePropagator::new())),
             "xray" => propagators.push(Box::new(XrayPropagator::new())),
             "none" => return (Box::new(TextMapCompositePropagator::new(Vec::new())), warnings),
-            other => warnings.push(format!("flowtrace: OTEL_PROPAGATORS names unsupported propagator {other:?}; skipping it")),
+            other => warnings
+                .push(format!("flowtrace: OTEL_PROPAGATORS names unsupported propagator {other:?}; skipping it")),
         }
     }
     if propagators.is_empty() {
@@ -61,7 +62,8 @@ mod tests {
     const XRAY: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
     fn extract(propagator: &SharedPropagator, headers: &[(&str, &str)]) -> Option<String> {
-        let carrier: HashMap<String, String> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let carrier: HashMap<String, String> =
+            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let cx = propagator.extract(&carrier);
         let sc = cx.span().span_context().clone();
         sc.is_valid().then(|| sc.trace_id().to_string())
@@ -72,7 +74,10 @@ mod tests {
         let (propagator, warnings) = propagator_from_env_value(None);
         assert!(warnings.is_empty());
         assert_eq!(extract(&propagator, &[("traceparent", W3C)]).as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
-        assert_eq!(extract(&propagator, &[("x-amzn-trace-id", XRAY)]).as_deref(), Some("5759e988bd862e3fe1be46a994272793"));
+        assert_eq!(
+            extract(&propagator, &[("x-amzn-trace-id", XRAY)]).as_deref(),
+            Some("5759e988bd862e3fe1be46a994272793")
+        );
         assert_eq!(
             extract(&propagator, &[("x-amzn-trace-id", XRAY), ("traceparent", W3C)]).as_deref(),
             Some("0af7651916cd43dd8448eb211c80319c")

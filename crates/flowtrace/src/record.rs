@@ -125,5 +125,4 @@ impl RecordSpan {
     pub fn end(self) {
         self.cx.span().end();
     }
-
 }

@@ -1,11 +1,11 @@
 //! Entry points: what `#[flowtrace::main]` calls, and the same without the macro.
 
 use crate::{FlowtraceLayer, Telemetry, TracedHandler};
+use futures_util::Stream;
 use lambda_runtime::{Diagnostic, Error, IntoFunctionResponse, LambdaEvent, Runtime};
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::future::Future;
-use futures_util::Stream;
 use tower::Service;
 
 /// Runs `handler` on the Lambda Runtime API with tracing set up from the environment — what
@@ -101,11 +101,15 @@ where
 
 /// `lambda_runtime` panics without its variables; say plainly what is missing instead.
 fn require_lambda_environment() -> Result<(), Error> {
-    let missing: Vec<&str> =
-        ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"]
-            .into_iter()
-            .filter(|name| std::env::var_os(name).is_none())
-            .collect();
+    let missing: Vec<&str> = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+    ]
+    .into_iter()
+    .filter(|name| std::env::var_os(name).is_none())
+    .collect();
     if missing.is_empty() {
         Ok(())
     } else {

@@ -253,10 +253,9 @@ impl TelemetryBuilder {
 fn build_otlp_exporter(extension: Option<&Config>) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
     // Chosen explicitly: with the `http-json` feature on, the crate's own default is JSON.
-    let builder = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(otlp_protocol(
-        extension.is_some(),
-        |name| std::env::var(name).ok(),
-    ));
+    let builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(otlp_protocol(extension.is_some(), |name| std::env::var(name).ok()));
     let exporter = if let Some(config) = extension {
         builder
             .with_endpoint(format!("{}/v1/traces", config.extension_endpoint))
@@ -283,10 +282,8 @@ fn otlp_protocol(to_extension: bool, lookup: impl Fn(&str) -> Option<String>) ->
 /// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (which win).
 pub fn lambda_resource(lookup: impl Fn(&str) -> Option<String>) -> Resource {
     let function_name = lookup("AWS_LAMBDA_FUNCTION_NAME");
-    let mut attributes = vec![
-        KeyValue::new(semconv::CLOUD_PROVIDER, "aws"),
-        KeyValue::new(semconv::CLOUD_PLATFORM, "aws_lambda"),
-    ];
+    let mut attributes =
+        vec![KeyValue::new(semconv::CLOUD_PROVIDER, "aws"), KeyValue::new(semconv::CLOUD_PLATFORM, "aws_lambda")];
     let mut push = |key: &'static str, value: Option<String>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             attributes.push(KeyValue::new(key, value));
@@ -319,11 +316,8 @@ pub(crate) struct StartNotices {
 
 impl StartNotices {
     fn new(endpoint: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(250))
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_millis(250)).no_proxy().build().unwrap_or_default();
         Self { client, url: format!("{endpoint}{START_NOTICE_PATH}"), warned: AtomicBool::new(false) }
     }
 
@@ -448,6 +442,9 @@ mod tests {
             "OTEL_SERVICE_NAME" => Some("checkout".into()),
             _ => None,
         });
-        assert_eq!(resource.get(&Key::from_static_str(semconv::SERVICE_NAME)).map(|v| v.to_string()).as_deref(), Some("checkout"));
+        assert_eq!(
+            resource.get(&Key::from_static_str(semconv::SERVICE_NAME)).map(|v| v.to_string()).as_deref(),
+            Some("checkout")
+        );
     }
 }

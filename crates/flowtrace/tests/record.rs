@@ -60,23 +60,29 @@ async fn each_record_continues_its_own_trace_and_links_the_invocation() {
     let invocation = spans.iter().find(|s| s.name == "process orders" && s.links.len() == 2).expect("invocation span");
     let records: Vec<&SpanData> = spans.iter().filter(|s| !std::ptr::eq(*s, invocation)).collect();
     assert_eq!(records.len(), 2, "{spans:#?}");
-    for (span, (trace, parent, id)) in
-        records.iter().zip([("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1111111111111111", "m-a"), ("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "2222222222222222", "m-b")])
-    {
+    for (span, (trace, parent, id)) in records.iter().zip([
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1111111111111111", "m-a"),
+        ("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "2222222222222222", "m-b"),
+    ]) {
         assert_eq!(span.span_context.trace_id().to_string(), trace);
         assert_eq!(span.parent_span_id.to_string(), parent);
         assert_eq!(span.span_kind, SpanKind::Consumer);
         let message_id = span.attributes.iter().find(|kv| kv.key.as_str() == "messaging.message.id").unwrap();
         assert_eq!(message_id.value.to_string(), id);
         assert_eq!(span.links.links.len(), 1);
-        assert_eq!(span.links.links[0].span_context.span_id(), invocation.span_context.span_id(), "links back to the invocation");
+        assert_eq!(
+            span.links.links[0].span_context.span_id(),
+            invocation.span_context.span_id(),
+            "links back to the invocation"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_record_without_context_nests_under_the_invocation_and_can_fail() {
     let spans = run_batch(json!({"Records": [sqs_record("bad", None)]})).await;
-    let invocation = spans.iter().find(|s| s.attributes.iter().any(|kv| kv.key.as_str() == "faas.invocation_id")).unwrap();
+    let invocation =
+        spans.iter().find(|s| s.attributes.iter().any(|kv| kv.key.as_str() == "faas.invocation_id")).unwrap();
     let record = spans.iter().find(|s| s.span_context.span_id() != invocation.span_context.span_id()).unwrap();
     assert_eq!(record.parent_span_id, invocation.span_context.span_id());
     assert_eq!(record.span_context.trace_id(), invocation.span_context.trace_id());

@@ -137,7 +137,10 @@ fn sqs_record(message_id: &str, traceparent: &str) -> Value {
 #[tokio::test]
 async fn sns_event_with_traceparent_continues_the_upstream_trace() {
     let harness = Harness::new(Config::default());
-    harness.invoke(sns_event(&traceparent(UPSTREAM_TRACE, UPSTREAM_SPAN)), lambda_context("r-sns"), ok_handler).await.unwrap();
+    harness
+        .invoke(sns_event(&traceparent(UPSTREAM_TRACE, UPSTREAM_SPAN)), lambda_context("r-sns"), ok_handler)
+        .await
+        .unwrap();
     let span = harness.invocation_span("r-sns");
     assert_eq!(span.span_context.trace_id().to_string(), UPSTREAM_TRACE);
     assert_eq!(span.parent_span_id.to_string(), UPSTREAM_SPAN);
@@ -152,7 +155,8 @@ async fn sns_event_with_traceparent_continues_the_upstream_trace() {
 #[tokio::test]
 async fn sqs_batch_with_three_upstreams_is_a_new_root_with_three_links() {
     let harness = Harness::new(Config::default());
-    let traces = ["11111111111111111111111111111111", "22222222222222222222222222222222", "33333333333333333333333333333333"];
+    let traces =
+        ["11111111111111111111111111111111", "22222222222222222222222222222222", "33333333333333333333333333333333"];
     let records: Vec<Value> =
         traces.iter().enumerate().map(|(i, t)| sqs_record(&format!("m-{i}"), &traceparent(t, UPSTREAM_SPAN))).collect();
     harness.invoke(json!({ "Records": records }), lambda_context("r-sqs"), ok_handler).await.unwrap();
@@ -163,7 +167,8 @@ async fn sqs_batch_with_three_upstreams_is_a_new_root_with_three_links() {
     assert_eq!(links.len(), 3);
     for (i, link) in links.iter().enumerate() {
         assert_eq!(link.span_context.trace_id().to_string(), traces[i]);
-        let id = link.attributes.iter().find(|kv| kv.key.as_str() == "messaging.message.id").map(|kv| kv.value.to_string());
+        let id =
+            link.attributes.iter().find(|kv| kv.key.as_str() == "messaging.message.id").map(|kv| kv.value.to_string());
         assert_eq!(id.as_deref(), Some(format!("m-{i}").as_str()));
     }
 }
@@ -211,7 +216,11 @@ async fn handler_panic_marks_the_span_and_still_unwinds() {
                     }
                     Ok::<Value, Error>(Value::Null)
                 }));
-                handler.call(LambdaEvent::new(Value::Null, request.context)).await.map(|_| ()).map_err(|d| d.error_message.into())
+                handler
+                    .call(LambdaEvent::new(Value::Null, request.context))
+                    .await
+                    .map(|_| ())
+                    .map_err(|d| d.error_message.into())
             });
             let mut service = FlowtraceLayer::new(telemetry).layer(inner);
             service.call(invocation_with_body(b"{}".to_vec(), lambda_context("r-panic"))).await
@@ -238,8 +247,18 @@ async fn http_5xx_response_is_an_error_and_4xx_is_not() {
             "body": null, "isBase64Encoded": false
         })
     };
-    harness.invoke(request("/posts/1"), lambda_context("r-503"), |_e| async { Ok(json!({"statusCode": 503, "body": "down"})) }).await.unwrap();
-    harness.invoke(request("/posts/2"), lambda_context("r-404"), |_e| async { Ok(json!({"statusCode": 404, "body": "no"})) }).await.unwrap();
+    harness
+        .invoke(request("/posts/1"), lambda_context("r-503"), |_e| async {
+            Ok(json!({"statusCode": 503, "body": "down"}))
+        })
+        .await
+        .unwrap();
+    harness
+        .invoke(request("/posts/2"), lambda_context("r-404"), |_e| async {
+            Ok(json!({"statusCode": 404, "body": "no"}))
+        })
+        .await
+        .unwrap();
     let failed = harness.invocation_span("r-503");
     assert_eq!(failed.span_kind, SpanKind::Server);
     assert_eq!(failed.name, "GET /posts/{id}");
@@ -279,7 +298,8 @@ async fn spans_are_handed_off_only_after_the_response_is_posted() {
 async fn user_spans_nest_under_the_invocation_span() {
     use tracing_subscriber::layer::SubscriberExt;
     let harness = Harness::new(Config::default());
-    let subscriber = tracing_subscriber::registry().with(flowtrace::logging::otel_bridge(harness.telemetry.tracer().clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(flowtrace::logging::otel_bridge(harness.telemetry.tracer().clone()));
     let _default = tracing::subscriber::set_default(subscriber);
     #[tracing::instrument]
     async fn load_post(id: u32) -> u32 {
@@ -360,7 +380,8 @@ async fn timeout_guard_ends_hanging_spans_before_the_deadline() {
             let tracer = tracer.clone();
             async move {
                 let cx = opentelemetry::Context::current();
-                let hanging = opentelemetry::trace::Tracer::start_with_context(&tracer, "GET payments.example.com", &cx);
+                let hanging =
+                    opentelemetry::trace::Tracer::start_with_context(&tracer, "GET payments.example.com", &cx);
                 // Past the guard (400 - 150 ms), short of the deadline.
                 tokio::time::sleep(Duration::from_millis(330)).await;
                 *snapshot.lock().unwrap() = exporter.get_finished_spans().unwrap();
@@ -372,12 +393,21 @@ async fn timeout_guard_ends_hanging_spans_before_the_deadline() {
         .unwrap();
     let before = exported_before_return.lock().unwrap().clone();
     let invocation = before.iter().find(|s| s.name == "orders").expect("invocation span handed off by the guard");
-    assert!(matches!(&invocation.status, Status::Error { description } if description.contains("GET payments.example.com")), "{:?}", invocation.status);
-    let hanging = before.iter().find(|s| s.name == "GET payments.example.com").expect("hanging span handed off by the guard");
+    assert!(
+        matches!(&invocation.status, Status::Error { description } if description.contains("GET payments.example.com")),
+        "{:?}",
+        invocation.status
+    );
+    let hanging =
+        before.iter().find(|s| s.name == "GET payments.example.com").expect("hanging span handed off by the guard");
     assert_eq!(attribute(hanging, attr::CUT_OFF).as_deref(), Some("timeout"));
     assert_eq!(hanging.parent_span_id, invocation.span_context.span_id());
     let after = harness.spans();
-    assert_eq!(after.iter().filter(|s| s.name == "GET payments.example.com").count(), 1, "the late real end is not exported twice");
+    assert_eq!(
+        after.iter().filter(|s| s.name == "GET payments.example.com").count(),
+        1,
+        "the late real end is not exported twice"
+    );
     assert_eq!(after.iter().filter(|s| s.name == "orders").count(), 1);
 }
 
@@ -508,7 +538,8 @@ async fn a_start_notice_tells_the_extension_which_span_this_invocation_is() {
     service.call(invocation_with_body(event, lambda_context("r-notice"))).await.unwrap();
     let (request_line, notice) = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
     assert_eq!(request_line, "POST /flowtrace/v1/start HTTP/1.1");
-    let span = exporter.get_finished_spans().unwrap().into_iter().find(|s| s.name == "process Posts-Notifications").unwrap();
+    let span =
+        exporter.get_finished_spans().unwrap().into_iter().find(|s| s.name == "process Posts-Notifications").unwrap();
     assert_eq!(notice["requestId"], "r-notice");
     assert_eq!(notice["traceId"], span.span_context.trace_id().to_string());
     assert_eq!(notice["spanId"], span.span_context.span_id().to_string());

@@ -6,6 +6,7 @@
 
 mod carrier;
 mod parse;
+pub(crate) mod prune;
 #[cfg(test)]
 mod tests;
 

@@ -96,7 +96,10 @@ async fn a_collector_that_is_down_does_not_fail_the_invocation() -> TestResult {
     // Nothing listens on this port.
     let dead = format!("http://127.0.0.1:{}", flowtrace_tests::free_port());
     let function = env
-        .spawn_function(&hello, &[("OTEL_EXPORTER_OTLP_ENDPOINT", dead.as_str()), ("FLOWTRACE_FLUSH_TIMEOUT_MS", "300")])
+        .spawn_function(
+            &hello,
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", dead.as_str()), ("FLOWTRACE_FLUSH_TIMEOUT_MS", "300")],
+        )
         .await?;
     for name in ["a", "b"] {
         let answer = env.invoke_event(json!({ "name": name })).await?;

@@ -76,7 +76,8 @@ fn expand(handler: &ItemFn, concurrent: bool) -> syn::Result<proc_macro2::TokenS
         return Err(Error::new(receiver.span(), "a #[flowtrace::main] handler is a free function, not a method"));
     }
     if signature.inputs.len() != 1 {
-        let span = if signature.inputs.is_empty() { signature.paren_token.span.join() } else { signature.inputs.span() };
+        let span =
+            if signature.inputs.is_empty() { signature.paren_token.span.join() } else { signature.inputs.span() };
         return Err(Error::new(
             span,
             "a #[flowtrace::main] handler takes exactly one argument: `event: LambdaEvent<T>`",

@@ -35,6 +35,8 @@ features:
 	$(CARGO) check -p flowtrace --all-features
 	$(CARGO) check -p flowtrace-reqwest --no-default-features
 	$(CARGO) check -p flowtrace-extension
+	$(CARGO) check -p flowtrace-contract
+	$(CARGO) check -p flowtrace-contract --features mask
 
 # cfn-lint comes from PyPI; installed on first use.
 template-lint:

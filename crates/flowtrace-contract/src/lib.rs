@@ -9,6 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "mask")]
+pub mod mask;
+
 /// flowtrace's own attribute names.
 pub mod attr {
     /// The reason a span was ended by flowtrace rather than by its owner

@@ -1,19 +1,13 @@
 //! What may leave the process in a span: `url.full` without credentials or query values,
-//! and bodies masked and truncated. Mirrors `flowtrace::capture` (same secret keys, same
-//! mask, same truncation marker), which this crate cannot depend on.
+//! and bodies masked and truncated, with the same rules as the wrapper's payload capture
+//! (`flowtrace_contract::mask`).
 
-use regex_lite::Regex;
 use serde_json::Value;
 
-/// What a masked value is replaced with (as in `flowtrace::capture`).
-pub const MASK: &str = "****";
+pub use flowtrace_contract::mask::{MASK, truncate};
 
 /// What a redacted URL part is replaced with (as the HTTP semantic conventions say).
 pub const REDACTED: &str = "REDACTED";
-
-/// Key fragments that always mark a secret, matched case-insensitively anywhere in the key.
-const SECRET_KEY_FRAGMENTS: [&str; 8] =
-    ["password", "passwd", "secret", "token", "key", "credential", "authorization", "cookie"];
 
 /// Query keys whose values are redacted even when query redaction is off: the semantic
 /// conventions' list of signature parameters (beside the secret key fragments).
@@ -22,19 +16,19 @@ const SIGNATURE_QUERY_KEYS: [&str; 4] = ["signature", "sig", "x-goog-signature",
 /// Masks secret-looking keys in captured bodies.
 #[derive(Debug, Clone)]
 pub struct Masker {
-    extra: Option<Regex>,
+    shared: flowtrace_contract::mask::Masker,
 }
 
 impl Masker {
     /// `extra_pattern` is a case-insensitive regex matched against keys, beside the
     /// built-in secret names. An invalid pattern is ignored (the config already warned).
     pub fn new(extra_pattern: Option<&str>) -> Self {
-        Self { extra: extra_pattern.and_then(|p| Regex::new(&format!("(?i){p}")).ok()) }
+        Self { shared: flowtrace_contract::mask::Masker::new(extra_pattern) }
     }
 
     /// Whether values under `key` are masked.
     pub fn is_secret_key(&self, key: &str) -> bool {
-        is_builtin_secret_key(key) || self.extra.as_ref().is_some_and(|re| re.is_match(key))
+        self.shared.is_secret_key(key)
     }
 
     /// Renders a body for a span: JSON is masked at any depth (also JSON inside JSON
@@ -50,7 +44,7 @@ impl Masker {
         let rendered = if content_type.contains("json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
             match serde_json::from_str::<Value>(text) {
                 Ok(mut value) => {
-                    self.mask(&mut value);
+                    self.shared.mask(&mut value);
                     value.to_string()
                 }
                 Err(_) => text.to_owned(),
@@ -63,31 +57,6 @@ impl Masker {
         truncate(rendered, max_bytes)
     }
 
-    fn mask(&self, value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for (key, inner) in map.iter_mut() {
-                    if self.is_secret_key(key) {
-                        *inner = Value::String(MASK.to_owned());
-                    } else {
-                        self.mask(inner);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.mask(item)),
-            Value::String(text) => {
-                let trimmed = text.trim_start();
-                if (trimmed.starts_with('{') || trimmed.starts_with('['))
-                    && let Ok(mut nested) = serde_json::from_str::<Value>(text)
-                {
-                    self.mask(&mut nested);
-                    *text = nested.to_string();
-                }
-            }
-            _ => {}
-        }
-    }
-
     fn mask_form(&self, form: &str) -> String {
         form.split('&')
             .map(|pair| match pair.split_once('=') {
@@ -97,11 +66,6 @@ impl Masker {
             .collect::<Vec<_>>()
             .join("&")
     }
-}
-
-fn is_builtin_secret_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    SECRET_KEY_FRAGMENTS.iter().any(|fragment| lower.contains(fragment)) || lower == "x-amz-security-token"
 }
 
 /// Decodes `%XX` and `+` well enough to match key names; invalid escapes stay as they are.
@@ -126,21 +90,6 @@ fn percent_decode_lossy(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Truncates to at most `max_bytes` bytes on a character boundary, saying how much was cut.
-pub fn truncate(mut text: String, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let original = text.len();
-    let mut cut = max_bytes;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text.push_str(&format!("…[truncated {} of {original} bytes]", original - cut));
-    text
 }
 
 /// `url.full` as the span records it: user and password replaced by `REDACTED`, the
@@ -195,7 +144,8 @@ fn redact_query_string(query: &str, all: bool) -> String {
 
 fn is_secret_query_key(key: &str) -> bool {
     let key = percent_decode_lossy(key);
-    is_builtin_secret_key(&key) || SIGNATURE_QUERY_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+    flowtrace_contract::mask::Masker::default().is_secret_key(&key)
+        || SIGNATURE_QUERY_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
 }
 
 #[cfg(test)]

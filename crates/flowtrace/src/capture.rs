@@ -1,87 +1,38 @@
 //! Payload capture: off by default; when on, payloads are masked and truncated before they
 //! become span attributes.
 
-use regex_lite::Regex;
+use flowtrace_contract::mask::{Masker, truncate};
 use serde_json::Value;
 
 /// What a masked value is replaced with.
-pub const MASK: &str = "****";
-
-/// Key fragments that always mark a secret, matched case-insensitively anywhere in the key.
-const SECRET_KEY_FRAGMENTS: [&str; 8] =
-    ["password", "passwd", "secret", "token", "key", "credential", "authorization", "cookie"];
+pub use flowtrace_contract::mask::MASK;
 
 /// Masks secret-looking values and truncates what is left.
 #[derive(Debug, Clone)]
 pub struct PayloadCapture {
     max_bytes: usize,
-    extra: Option<Regex>,
+    masker: Masker,
 }
 
 impl PayloadCapture {
     /// `extra_pattern` is a case-insensitive regex matched against keys, beside the
     /// built-in secret names. An invalid pattern is ignored (the config already warned).
     pub fn new(max_bytes: usize, extra_pattern: Option<&str>) -> Self {
-        let extra = extra_pattern.and_then(|p| Regex::new(&format!("(?i){p}")).ok());
-        Self { max_bytes, extra }
+        Self { max_bytes, masker: Masker::new(extra_pattern) }
     }
 
     /// Whether values under `key` are masked.
     pub fn is_secret_key(&self, key: &str) -> bool {
-        let lower = key.to_ascii_lowercase();
-        SECRET_KEY_FRAGMENTS.iter().any(|fragment| lower.contains(fragment))
-            || lower == "x-amz-security-token"
-            || self.extra.as_ref().is_some_and(|re| re.is_match(key))
+        self.masker.is_secret_key(key)
     }
 
     /// Renders `payload` masked and truncated to at most `max_bytes` bytes (on a character
     /// boundary, with a marker saying how much was cut).
     pub fn render(&self, payload: &Value) -> String {
         let mut masked = payload.clone();
-        self.mask(&mut masked);
-        // JSON strings that themselves hold JSON (SQS bodies, SNS messages) are masked too.
-        let text = masked.to_string();
-        truncate(text, self.max_bytes)
+        self.masker.mask(&mut masked);
+        truncate(masked.to_string(), self.max_bytes)
     }
-
-    fn mask(&self, value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for (key, inner) in map.iter_mut() {
-                    if self.is_secret_key(key) {
-                        *inner = Value::String(MASK.to_owned());
-                    } else {
-                        self.mask(inner);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.mask(item)),
-            Value::String(text) => {
-                let trimmed = text.trim_start();
-                if (trimmed.starts_with('{') || trimmed.starts_with('['))
-                    && let Ok(mut nested) = serde_json::from_str::<Value>(text)
-                {
-                    self.mask(&mut nested);
-                    *text = nested.to_string();
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn truncate(mut text: String, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let original = text.len();
-    let mut cut = max_bytes;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text.push_str(&format!("…[truncated {} of {original} bytes]", original - cut));
-    text
 }
 
 #[cfg(test)]

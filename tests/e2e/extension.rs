@@ -691,3 +691,31 @@ async fn frozen_between_invocations_nothing_is_lost() -> TestResult {
     assert!(report.extension_exits[0].1.is_some_and(|s| s.success()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapped_handler_that_times_out_keeps_its_hanging_child_span_through_the_layer() -> TestResult {
+    let receiver = OtlpReceiver::start().await?;
+    let env =
+        LambdaEnv::start_with(LambdaConfig { timeout: Duration::from_secs(1), ..LambdaConfig::default() }).await?;
+    let ports = Ports::new();
+    start_extension(&env, &ports, &receiver.endpoint(), &[]).await?;
+    start_hello(&env, &ports).await?;
+
+    let hung = env.invoke(Invoke::new(json!({"sleep_ms": 5000}))).await?;
+    assert_eq!(hung.outcome, Outcome::Timeout);
+    // The wrapper's timeout guard ended the invocation span and the hanging call and handed
+    // them to the extension before Lambda killed the function.
+    let span = wait_named(&receiver, INVOCATION, &hung.request_id).await?;
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert!(span.status.message.contains("waiting on slow_call"), "{:?}", span.status);
+    assert_eq!(span.attributes.bool("flowtrace.synthesized"), None, "the wrapper's own span, not a synthesized one");
+    let hanging = receiver
+        .wait_until("the cut-off slow_call span", WAIT, |spans| {
+            spans.iter().any(|s| s.name == "slow_call" && s.trace_id == span.trace_id)
+        })
+        .await?;
+    let hanging = hanging.iter().find(|s| s.name == "slow_call" && s.trace_id == span.trace_id).ok_or("vanished")?;
+    assert!(hanging.is_child_of(&span));
+    assert_eq!(hanging.attr_str("flowtrace.cut_off"), Some("timeout"));
+    Ok(())
+}

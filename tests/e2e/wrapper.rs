@@ -109,3 +109,32 @@ async fn a_collector_that_is_down_does_not_fail_the_invocation() -> TestResult {
     function.wait_for_output("flowtrace: span export failed", WAIT).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_hangs_past_its_deadline_still_reports_which_call_was_hanging() -> TestResult {
+    let hello = workspace_bin("hello", "hello")?;
+    let receiver = OtlpReceiver::start().await?;
+    let env = LambdaEnv::start().await?;
+    let endpoint = receiver.endpoint();
+    let function = env
+        .spawn_function(
+            &hello,
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("FLOWTRACE_TIMEOUT_MARGIN_MS", "200")],
+        )
+        .await?;
+    // One second to live; the handler waits five in `slow_call`.
+    let hung = env.invoke(Invoke::new(json!({"sleep_ms": 5000})).timeout(Duration::from_secs(1))).await?;
+    assert_eq!(hung.outcome, flowtrace_tests::Outcome::Timeout);
+    let span = invocation_span(&receiver, &hung.request_id).await?;
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert!(span.status.message.contains("waiting on slow_call"), "{:?}", span.status);
+    assert_eq!(span.attr_str("flowtrace.cut_off"), Some("timeout"));
+    let hanging = receiver.wait_for_span("slow_call", WAIT).await?;
+    assert!(hanging.is_child_of(&span));
+    assert_eq!(hanging.attr_str("flowtrace.cut_off"), Some("timeout"));
+    assert_eq!(hanging.status.code, StatusCode::Error);
+    // Both were handed off before the deadline, not when the process died.
+    assert!(span.end_time_unix_nano <= u64::try_from(hung.deadline_ms)? * 1_000_000, "ended after the deadline");
+    drop(function);
+    Ok(())
+}

@@ -13,6 +13,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     if event.payload.get("panic").and_then(Value::as_bool) == Some(true) {
         panic!("asked to panic");
     }
+    if let Some(millis) = event.payload.get("sleep_ms").and_then(Value::as_u64) {
+        slow_call(millis).await;
+    }
     tracing::info!(%greeting, "handled");
     Ok(json!({ "greeting": greeting, "requestId": event.context.request_id }))
 }
@@ -21,4 +24,10 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
 #[tracing::instrument]
 async fn greet(name: &str) -> String {
     format!("hello, {name}")
+}
+
+/// A call that can hang: with a short timeout, the trace shows this span was the one waiting.
+#[tracing::instrument]
+async fn slow_call(millis: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
 }

@@ -32,9 +32,14 @@ features:
 	$(CARGO) check -p flowtrace --no-default-features
 	$(CARGO) check -p flowtrace --no-default-features --features concurrency
 	$(CARGO) check -p flowtrace --no-default-features --features reqwest
+	$(CARGO) check -p flowtrace --no-default-features --features aws-sqs
 	$(CARGO) check -p flowtrace --all-features
 	$(CARGO) check -p flowtrace-reqwest --no-default-features
 	$(CARGO) check -p flowtrace-extension
+	$(CARGO) check -p flowtrace-aws --no-default-features
+	for service in sns sqs kinesis dynamodb eventbridge lambda from-env; do \
+		$(CARGO) check -p flowtrace-aws --no-default-features --features $$service || exit 1; \
+	done
 	$(CARGO) check -p flowtrace-contract
 	$(CARGO) check -p flowtrace-contract --features mask
 
@@ -43,15 +48,16 @@ template-lint:
 	@command -v cfn-lint >/dev/null 2>&1 || $(PIP) cfn-lint
 	cfn-lint template.yaml
 
-# What the tests need beside cargo, from PyPI: moto's server (AWS), and the Python OpenTelemetry
-# SDK (a Python function's spans through the extension).
+# What the tests need beside cargo, from PyPI: moto's server (the AWS tests), and the Python
+# OpenTelemetry SDK (a Python function's spans through the extension).
 test-deps:
 	@$(PYTHON) -c "import moto.server, flask_cors" 2>/dev/null || $(PIP) 'moto[server]'
 	@$(PYTHON) -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http" 2>/dev/null \
 		|| $(PIP) opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 
+# All features, so every AWS service's moto tests run.
 unit-tests:
-	FLOWTRACE_REQUIRE_PYTHON=1 $(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	FLOWTRACE_REQUIRE_PYTHON=1 $(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
 
 demo:
 	$(CARGO) build -q -p hello -p flowtrace-cli -p flowtrace-tests --bin demo --bin flowtrace --bin hello
@@ -79,6 +85,7 @@ layer:
 bench:
 	$(CARGO) bench -p flowtrace --bench wrapper
 	$(CARGO) bench -p flowtrace-reqwest --bench client
+	$(CARGO) bench -p flowtrace-aws --features sqs,dynamodb,kinesis --bench interceptor
 	$(CARGO) bench -p flowtrace-extension --bench forward
 	$(CARGO) bench -p flowtrace-tests --bench extension_process
 

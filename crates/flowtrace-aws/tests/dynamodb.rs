@@ -14,7 +14,6 @@ use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use flowtrace_contract::{DynamoDbKeyValue, dynamodb_item_key_hash};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status};
 use serde_json::{Map, Value, json};
@@ -125,20 +124,21 @@ async fn stream_event(db: &Db, stream_arn: &str) -> Value {
 }
 
 /// The consumer's key hash for a stream record's `Keys` (what the wrapper should compute).
+/// The item-key hash as the consumer (the flowtrace wrapper's DynamoDB stream parsing)
+/// computes it from a stream record's `Keys`.
 fn keys_hash(table: &str, keys: &Value) -> String {
-    let keys = keys.as_object().unwrap();
-    let parts: Vec<(&str, DynamoDbKeyValue<'_>)> = keys
+    let event = json!({"Records": [{
+        "eventSource": "aws:dynamodb",
+        "eventName": "INSERT",
+        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-24T00:00:00.000"),
+        "dynamodb": {"Keys": keys, "SequenceNumber": "1", "StreamViewType": "KEYS_ONLY"},
+    }]});
+    let trigger = consumer_trigger(&event);
+    let hash = trigger.records[0]
+        .attributes
         .iter()
-        .map(|(name, value)| {
-            let value = if let Some(s) = value.get("S").and_then(Value::as_str) {
-                DynamoDbKeyValue::S(s)
-            } else {
-                DynamoDbKeyValue::N(value.get("N").and_then(Value::as_str).unwrap())
-            };
-            (name.as_str(), value)
-        })
-        .collect();
-    dynamodb_item_key_hash(table, parts)
+        .find(|kv| kv.key.as_str() == flowtrace_contract::attr::DYNAMODB_ITEM_KEY_HASH);
+    hash.unwrap_or_else(|| panic!("the wrapper recorded no key hash for {event:#}")).value.to_string()
 }
 
 fn only(event: &Value, index: usize) -> Value {

@@ -48,6 +48,13 @@ pub mod http {
     pub use flowtrace_reqwest::*;
 }
 
+/// Instrumented AWS SDK clients: a span per call and trace context injected into SNS, SQS,
+/// Kinesis, DynamoDB, EventBridge and Lambda Invoke payloads (features `aws-sns`, `aws-sqs`, ...).
+#[cfg(feature = "aws")]
+pub mod aws {
+    pub use flowtrace_aws::*;
+}
+
 /// Used by the code `#[flowtrace::main]` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {

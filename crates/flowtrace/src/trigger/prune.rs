@@ -273,7 +273,8 @@ impl Node {
             SnsMessageAttribute => whole_if(matches!(key, "Type" | "Value")),
             Kinesis => whole_if(matches!(key, "data" | "sequenceNumber" | "partitionKey")),
             DynamoDb => match key {
-                "StreamViewType" | "ApproximateCreationDateTime" | "SequenceNumber" => Some(Whole),
+                // `Keys` feeds the item-key hash that joins the hop without a context.
+                "StreamViewType" | "ApproximateCreationDateTime" | "SequenceNumber" | "Keys" => Some(Whole),
                 "NewImage" => Some(NewImage),
                 _ => None,
             },

@@ -1320,3 +1320,27 @@ fn typed_eventbridge_and_schedule_events_match_raw_json() {
     }
     assert_same(&run(&fixture("cloudwatch-scheduled.json")), &typed::<CloudWatchEvent>("cloudwatch-scheduled.json"));
 }
+
+#[test]
+fn dynamodb_records_carry_the_item_key_hash_the_producer_records() {
+    let event = fixture("dynamodb-keys-only.json");
+    let trigger = run(&event);
+    let expected = flowtrace_contract::dynamodb_item_key_hash(
+        "Example-Table",
+        [
+            ("key", flowtrace_contract::DynamoDbKeyValue::S("binary")),
+            ("val", flowtrace_contract::DynamoDbKeyValue::S("data")),
+        ],
+    );
+    let hash = trigger.records[0]
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == attr::DYNAMODB_ITEM_KEY_HASH)
+        .map(|kv| kv.value.to_string());
+    assert_eq!(hash.as_deref(), Some(expected.as_str()));
+    // A malformed key gives no hash rather than a wrong one.
+    let mut broken = event.clone();
+    broken["Records"][0]["dynamodb"]["Keys"]["key"] = serde_json::json!({"B": "not base64!"});
+    let trigger = run(&broken);
+    assert!(trigger.records[0].attributes.iter().all(|kv| kv.key.as_str() != attr::DYNAMODB_ITEM_KEY_HASH));
+}

@@ -13,7 +13,7 @@ use flowtrace_contract::attr;
 use opentelemetry::trace::{SpanContext, SpanKind};
 use opentelemetry::{Array, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// `messaging.system` for Kinesis. Semantic conventions name no value for Kinesis, so this
 /// follows the pattern of `aws_sqs`.
@@ -121,12 +121,39 @@ pub(super) fn dynamodb(records: &[Value], cx: Ctx<'_>) -> Trigger {
             .and_then(|attribute| context_in_attribute(attribute, cx));
         let sequence_number =
             change.and_then(|c| str_at(c, "SequenceNumber")).or_else(|| str_at(stream_record, "eventID"));
-        let mut record = record(parent, sequence_number, 1);
+        let mut record = record(parent, sequence_number, 2);
         push_str(&mut record.attributes, attr::DYNAMODB_EVENT_NAME, str_at(stream_record, "eventName"));
+        let key_hash = table.zip(change.and_then(|c| object_at(c, "Keys"))).and_then(|(t, k)| item_key_hash(t, k));
+        if let Some(hash) = key_hash {
+            record.attributes.push(KeyValue::new(attr::DYNAMODB_ITEM_KEY_HASH, hash));
+        }
         trigger.records.push(record);
     }
     finish_batch(&mut trigger);
     trigger
+}
+
+/// The hash of table + primary key that the producer's span records too
+/// (`flowtrace_contract::dynamodb_item_key_hash`), from a stream record's `Keys`. `None` when a
+/// key is not a well-formed `S`, `N` or base64 `B` value.
+fn item_key_hash(table: &str, keys: &Map<String, Value>) -> Option<String> {
+    use flowtrace_contract::DynamoDbKeyValue;
+    let binaries: Vec<Option<Vec<u8>>> = keys
+        .values()
+        .map(|v| str_at(v, "B").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()))
+        .collect();
+    let mut parts = Vec::with_capacity(keys.len());
+    for ((name, value), binary) in keys.iter().zip(&binaries) {
+        let value = if let Some(s) = str_at(value, "S") {
+            DynamoDbKeyValue::S(s)
+        } else if let Some(n) = str_at(value, "N") {
+            DynamoDbKeyValue::N(n)
+        } else {
+            DynamoDbKeyValue::B(binary.as_deref()?)
+        };
+        parts.push((name.as_str(), value));
+    }
+    (!parts.is_empty()).then(|| flowtrace_contract::dynamodb_item_key_hash(table, parts))
 }
 
 /// `arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL` → `NAME`.

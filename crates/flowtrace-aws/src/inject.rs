@@ -14,14 +14,20 @@
 )]
 
 use flowtrace_contract::attr;
+use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{SpanContext, SpanRef, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_aws::trace::XrayPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use std::collections::HashMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
 /// The W3C field names.
 pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
+/// The header the X-Ray propagator writes.
+const XRAY_HEADER: &str = "x-amzn-trace-id";
 
 /// The producer span's context in the formats flowtrace writes.
 #[derive(Debug, Clone)]
@@ -40,18 +46,21 @@ impl Carrier {
         Self::from_span_context(cx.span().span_context())
     }
 
+    /// Formats through the W3C and X-Ray propagators (never by hand), into a map injector.
     pub(crate) fn from_span_context(sc: &SpanContext) -> Option<Self> {
         if !sc.is_valid() {
             return None;
         }
-        let trace_id = sc.trace_id().to_string();
-        let span_id = sc.span_id().to_string();
-        let sampled = sc.is_sampled();
-        let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", sc.trace_flags().to_u8());
-        let tracestate = Some(sc.trace_state().header()).filter(|s| !s.is_empty());
-        let (epoch, random) = trace_id.split_at(8);
-        let xray = format!("Root=1-{epoch}-{random};Parent={span_id};Sampled={}", u8::from(sampled));
-        Some(Self { traceparent, tracestate, xray })
+        let cx = Context::new().with_remote_span_context(sc.clone());
+        let mut w3c: HashMap<String, String> = HashMap::with_capacity(2);
+        TraceContextPropagator::new().inject_context(&cx, &mut w3c);
+        let mut xray: HashMap<String, String> = HashMap::with_capacity(1);
+        XrayPropagator::new().inject_context(&cx, &mut xray);
+        Some(Self {
+            traceparent: w3c.remove(TRACEPARENT)?,
+            tracestate: w3c.remove(TRACESTATE).filter(|state| !state.is_empty()),
+            xray: xray.remove(XRAY_HEADER)?,
+        })
     }
 
     /// The W3C fields, as (name, value).

@@ -19,8 +19,8 @@ use opentelemetry::trace::{SpanContext, SpanRef, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use std::collections::HashMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use std::collections::HashMap;
 use std::fmt;
 
 /// The W3C field names.

@@ -141,6 +141,24 @@ pub mod attr {
     pub const INJECTION_SKIPPED_ENTRY: &str = "flowtrace.injection.entry";
 }
 
+/// A `FLOWTRACE_*` setting whose value could not be used; the default was taken instead. Every
+/// flowtrace crate reports bad settings with this one line format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The variable's name.
+    pub name: &'static str,
+    /// The value found.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "flowtrace: ignoring {}={:?}: expected {}; using the default", self.name, self.value, self.expected)
+    }
+}
+
 /// The reserved key that carries trace context inside payloads that have no attributes:
 /// Kinesis JSON data, DynamoDB items and EventBridge `Detail`. Configurable with
 /// `FLOWTRACE_RESERVED_KEY`.

@@ -197,21 +197,7 @@ pub(crate) fn log_warning(message: &str) {
 }
 
 /// A setting whose value could not be used; the default was taken instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigWarning {
-    /// The variable's name.
-    pub name: &'static str,
-    /// The value found.
-    pub value: String,
-    /// What was expected.
-    pub expected: &'static str,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "flowtrace: ignoring {}={:?}: expected {}; using the default", self.name, self.value, self.expected)
-    }
-}
+pub use flowtrace_contract::ConfigWarning;
 
 impl HttpConfig {
     /// The settings from the process environment, read once per process; the first call

@@ -3,7 +3,6 @@
 //! A bad value never fails anything: it produces one warning and the default. Parsing is a
 //! pure function over a lookup, so tests never touch the process environment.
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -82,21 +81,7 @@ impl Default for Config {
 }
 
 /// A setting whose value could not be used; the default was taken instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigWarning {
-    /// The variable's name.
-    pub name: &'static str,
-    /// The value found.
-    pub value: String,
-    /// What was expected.
-    pub expected: &'static str,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "flowtrace: ignoring {}={:?}: expected {}; using the default", self.name, self.value, self.expected)
-    }
-}
+pub use flowtrace_contract::ConfigWarning;
 
 impl Config {
     /// Reads the settings from the process environment, logging one line per bad value.

@@ -138,3 +138,49 @@ async fn a_handler_that_hangs_past_its_deadline_still_reports_which_call_was_han
     drop(function);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_in_one_process_keep_their_own_traces_and_cold_starts() -> TestResult {
+    let hello = workspace_bin("hello", "hello")?;
+    let receiver = OtlpReceiver::start().await?;
+    let env = LambdaEnv::start().await?;
+    let endpoint = receiver.endpoint();
+    let _function = env
+        .spawn_function(
+            &hello,
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("AWS_LAMBDA_MAX_CONCURRENCY", "2")],
+        )
+        .await?;
+    // Two SNS notifications from two upstream traces, each holding its handler for 400 ms.
+    let upstreams = ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"];
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for trace in upstreams {
+        let mut event = fixture("sns-traceparent");
+        event["Records"][0]["Sns"]["MessageAttributes"]["traceparent"]["Value"] =
+            json!(format!("00-{trace}-b7ad6b7169203331-01"));
+        event["sleep_ms"] = json!(400);
+        ids.push(env.enqueue(Invoke::new(event).timeout(Duration::from_secs(5))).await?);
+    }
+    for id in &ids {
+        env.wait_for(id).await?.response()?;
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(790), "the two invocations overlapped: {elapsed:?}");
+
+    let mut cold_starts = 0;
+    for (id, trace) in ids.iter().zip(upstreams) {
+        let span = invocation_span(&receiver, id).await?;
+        assert_eq!(span.trace_id, trace, "each invocation continues its own upstream");
+        assert_eq!(span.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+        cold_starts += usize::from(span.attributes.bool("faas.coldstart") == Some(true));
+        let children = receiver
+            .wait_until(&format!("slow_call under {id}"), WAIT, |spans| {
+                spans.iter().any(|s| s.name == "slow_call" && s.is_child_of(&span))
+            })
+            .await?;
+        assert_eq!(children.iter().filter(|s| s.name == "slow_call" && s.trace_id == trace).count(), 1);
+    }
+    assert_eq!(cold_starts, 1, "one process, one cold start");
+    Ok(())
+}

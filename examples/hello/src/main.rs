@@ -4,7 +4,7 @@
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 
-#[flowtrace::main]
+#[flowtrace::main(concurrent)]
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let greeting = greet(event.payload.get("name").and_then(Value::as_str).unwrap_or("world")).await;
     if event.payload.get("fail").and_then(Value::as_bool) == Some(true) {

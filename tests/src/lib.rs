@@ -55,6 +55,7 @@
 mod binaries;
 mod error;
 mod lambda;
+mod moto;
 mod otlp;
 mod process;
 mod util;
@@ -62,6 +63,7 @@ mod util;
 pub use binaries::{workspace_bin, workspace_example};
 pub use error::{Error, Result};
 pub use lambda::{FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, Outcome, ShutdownReport};
+pub use moto::{MOTO_ACCOUNT, MOTO_REGION, Moto, xml_values};
 pub use otlp::{
     AnyValue, Attributes, Behaviour, Event, ExportRequest, Link, OtlpReceiver, Span, SpanKind, SpanQuery, Status,
     StatusCode,

@@ -149,8 +149,16 @@ impl Handoff {
     /// `reason`, and queues them. Their real ends, if they ever come, are discarded.
     pub(crate) fn cut_off(&self, invocation: InvocationKey, reason: &'static str, now: SystemTime) -> Vec<String> {
         let mut state = self.state();
-        let ids: Vec<SpanId> =
-            state.open.iter().filter(|(_, (key, _))| *key == invocation).map(|(id, _)| *id).collect();
+        // Oldest first, so the status reads from the outermost waiting call inward, the same
+        // way on every run.
+        let mut open: Vec<(SystemTime, [u8; 8])> = state
+            .open
+            .iter()
+            .filter(|(_, (key, _))| *key == invocation)
+            .map(|(id, (_, span))| (span.start_time, id.to_bytes()))
+            .collect();
+        open.sort_unstable();
+        let ids: Vec<SpanId> = open.into_iter().map(|(_, id)| SpanId::from_bytes(id)).collect();
         let mut names = Vec::with_capacity(ids.len());
         if state.cut_off.len() + ids.len() > MAX_REMEMBERED_CUT_OFFS {
             state.cut_off.clear();

@@ -37,9 +37,10 @@ pub struct RecordSpan {
 
 impl RecordSpan {
     /// Starts a span for `record` (an SQS message, SNS record, Kinesis or DynamoDB stream
-    /// record, as typed by `aws_lambda_events` or as JSON). Its parent is the context the
-    /// record carried; without one, the current invocation span. Either way it links to the
-    /// invocation span.
+    /// record, as typed by `aws_lambda_events` or as JSON). When the invocation span already
+    /// continues the record's trace, or the record carried no context, the record span nests
+    /// under the invocation span. Otherwise (a batch from many upstreams) its parent is the
+    /// context the record carried, and it links to the invocation span.
     pub fn start<R: Serialize + ?Sized>(record: &R) -> Self {
         Self::start_with_context(record, &Context::current())
     }
@@ -70,6 +71,9 @@ impl RecordSpan {
         attributes.extend(record_context.attributes);
         let mut links = Vec::new();
         let parent_cx = match record_context.parent {
+            // The invocation already continues this record's trace (one record, or a batch from
+            // one upstream): nest under it rather than beside it.
+            Some(upstream) if upstream.trace_id() == invocation_span.trace_id() => invocation.clone(),
             Some(upstream) => {
                 if invocation_span.is_valid() {
                     links.push(Link::with_context(invocation_span));
@@ -106,6 +110,21 @@ impl RecordSpan {
     /// Runs `work` with this span as the current context, then ends it.
     pub async fn run<F: Future>(self, work: F) -> F::Output {
         let output = work.with_context(self.cx.clone()).await;
+        self.end();
+        output
+    }
+
+    /// Runs fallible `work` with this span as the current context, marks the span failed when
+    /// it returns `Err`, then ends it. The result is returned unchanged.
+    pub async fn run_result<F, T, E>(self, work: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let output = work.with_context(self.cx.clone()).await;
+        if let Err(error) = &output {
+            self.fail(error.to_string());
+        }
         self.end();
         output
     }

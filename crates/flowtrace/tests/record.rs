@@ -97,3 +97,31 @@ fn outside_an_invocation_it_still_works_with_the_global_pipeline() {
     let _ = span.context().clone();
     span.end();
 }
+
+#[tokio::test]
+async fn a_record_from_the_trace_the_invocation_continues_nests_under_it() {
+    let upstream = "00-dddddddddddddddddddddddddddddddd-4444444444444444-01";
+    let spans = run_batch(json!({"Records": [sqs_record("m-1", Some(upstream))]})).await;
+    let invocation =
+        spans.iter().find(|s| s.attributes.iter().any(|kv| kv.key.as_str() == "faas.invocation_id")).unwrap();
+    assert_eq!(invocation.parent_span_id.to_string(), "4444444444444444");
+    let record = spans.iter().find(|s| s.span_context.span_id() != invocation.span_context.span_id()).unwrap();
+    assert_eq!(record.parent_span_id, invocation.span_context.span_id(), "under the invocation, not beside it");
+    assert!(record.links.links.is_empty());
+}
+
+#[tokio::test]
+async fn run_result_fails_the_span_on_err_and_returns_the_result_unchanged() {
+    let exporter = InMemorySpanExporter::default();
+    let telemetry = Telemetry::builder().exporter(exporter.clone()).build();
+    let invocation = opentelemetry::Context::new().with_value(telemetry.clone());
+    let record = sqs_record("m-err", None);
+    let span = RecordSpan::start_with_context(&record, &invocation);
+    let result: Result<(), String> = span.run_result(async { Err("bad payload".to_owned()) }).await;
+    assert_eq!(result, Err("bad payload".to_owned()));
+    let span = RecordSpan::start_with_context(&record, &invocation);
+    assert_eq!(span.run_result(async { Ok::<u8, String>(7) }).await, Ok(7));
+    telemetry.flush().await;
+    let statuses: Vec<Status> = exporter.get_finished_spans().unwrap().into_iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [Status::error("bad payload"), Status::Unset]);
+}

@@ -79,6 +79,28 @@ impl Carrier {
     }
 }
 
+/// How many of the carrier's W3C fields fit as message attributes (SNS and SQS share the
+/// rules): both when they fit, else `traceparent` alone (`tracestate` is optional), else none
+/// and why. `existing_count` and `size` describe the message as the user built it.
+pub(crate) fn attribute_fields_that_fit<'c>(
+    carrier: &'c Carrier,
+    existing_count: usize,
+    size: usize,
+    max_attributes: usize,
+    max_message_bytes: usize,
+) -> Result<Vec<(&'static str, &'c str)>, Skip> {
+    let fields: Vec<(&'static str, &'c str)> = carrier.fields().collect();
+    let fits = |n: usize| {
+        let added: usize = fields.iter().take(n).map(|(name, value)| name.len() + "String".len() + value.len()).sum();
+        existing_count + n <= max_attributes && size + added <= max_message_bytes
+    };
+    match [fields.len(), 1].into_iter().find(|n| fits(*n)) {
+        Some(n) => Ok(fields.into_iter().take(n).collect()),
+        None if existing_count + 1 > max_attributes => Err(Skip::TooManyAttributes),
+        None => Err(Skip::TooLarge),
+    }
+}
+
 /// Why no context was injected (recorded as a span event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Skip {

@@ -97,19 +97,21 @@ fn inject_message(
     let existing_count = existing.map_or(0, HashMap::len);
     let size =
         body_len + existing.map_or(0, |a| a.iter().map(|(name, value)| name.len() + attribute_size(value)).sum());
-    let fields: Vec<(&str, &str)> = carrier.fields().collect();
-    let fits = |n: usize| {
-        let added: usize = fields.iter().take(n).map(|(name, value)| name.len() + "String".len() + value.len()).sum();
-        existing_count + n <= MAX_ATTRIBUTES && size + added <= MAX_MESSAGE_BYTES
-    };
-    // Both fields when they fit; else traceparent alone (tracestate is optional); else none.
-    let Some(n) = [fields.len(), 1].into_iter().find(|n| fits(*n)) else {
-        let reason = if existing_count + 1 > MAX_ATTRIBUTES { Skip::TooManyAttributes } else { Skip::TooLarge };
-        skipped(span, reason, entry);
-        return;
+    let fields = match crate::inject::attribute_fields_that_fit(
+        carrier,
+        existing_count,
+        size,
+        MAX_ATTRIBUTES,
+        MAX_MESSAGE_BYTES,
+    ) {
+        Ok(fields) => fields,
+        Err(reason) => {
+            skipped(span, reason, entry);
+            return;
+        }
     };
     let map = attributes.get_or_insert_with(HashMap::new);
-    for (name, value) in fields.into_iter().take(n) {
+    for (name, value) in fields {
         if let Ok(value) = MessageAttributeValue::builder().data_type("String").string_value(value).build() {
             map.insert(name.to_owned(), value);
         }

@@ -53,26 +53,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binaries;
-mod error;
-mod lambda;
-mod moto;
 mod otlp;
-mod process;
 mod util;
 
 pub use binaries::{workspace_bin, workspace_example};
-pub use error::{Error, Result};
-pub use lambda::{FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, Outcome, ShutdownReport};
-pub use moto::{MOTO_ACCOUNT, MOTO_REGION, Moto, xml_values};
+// The emulator, moto and process handling are the product's own (`flowtrace local`); the
+// tests use exactly the same code.
+pub use flowtrace_local::{
+    ChildProcess, Error, FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, MOTO_ACCOUNT, MOTO_REGION, Moto,
+    Outcome, Result, ShutdownReport, Stream, lambda_simulator, xml_values,
+};
 pub use otlp::{
     AnyValue, Attributes, Behaviour, Event, ExportRequest, Link, OtlpReceiver, Span, SpanKind, SpanQuery, Status,
     StatusCode,
 };
-pub use process::{ChildProcess, Stream};
 pub use util::{fixture, fixture_path, free_port, try_fixture, workspace_root};
 
-/// Re-exported so tests can use the simulator's types (shutdown reasons, telemetry events,
-/// extension records) without a direct dependency.
-pub use lambda_simulator;
 /// Re-exported for its fluent assertions on what the [`OtlpReceiver`] received.
 pub use mock_collector;

@@ -1,6 +1,5 @@
 //! Ports, fixtures and paths.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -10,10 +9,7 @@ use crate::{Error, Result};
 /// Only for ports the harness cannot bind itself (a port handed to a child process through
 /// an environment variable). Servers of the harness bind port 0 directly, which has no race.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("no free TCP port on 127.0.0.1")
+    flowtrace_local::free_port().expect("no free TCP port on 127.0.0.1")
 }
 
 /// The workspace root (the directory of the root `Cargo.toml`).
@@ -51,6 +47,8 @@ pub fn fixture(name: &str) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, TcpListener};
+
     use super::*;
 
     #[test]

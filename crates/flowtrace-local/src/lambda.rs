@@ -41,11 +41,17 @@ const POLL: Duration = Duration::from_millis(5);
 /// The function's configuration, and the emulator's knobs.
 #[derive(Debug, Clone)]
 pub struct LambdaConfig {
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
     pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`.
     pub function_version: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, and the memory the platform reports.
     pub memory_size_mb: u32,
+    /// `AWS_REGION`.
     pub region: String,
+    /// `AWS_LAMBDA_LOG_GROUP_NAME`.
     pub log_group_name: String,
+    /// `AWS_LAMBDA_LOG_STREAM_NAME`.
     pub log_stream_name: String,
     /// The function timeout: each invocation's deadline is this long after it is queued,
     /// unless [`Invoke::timeout`] says otherwise.
@@ -65,6 +71,8 @@ pub struct LambdaConfig {
     pub extension_ready_timeout: Duration,
     /// How long extensions get to finish after SHUTDOWN.
     pub shutdown_timeout: Duration,
+    /// Print the function's and extensions' output live, prefixed with the function name.
+    pub echo_output: bool,
 }
 
 impl Default for LambdaConfig {
@@ -83,6 +91,7 @@ impl Default for LambdaConfig {
             freeze: false,
             extension_ready_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
+            echo_output: false,
         }
     }
 }
@@ -168,8 +177,11 @@ impl Invoke {
 /// What the function posted to `/error` (or what the panic layer made of a panic).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionError {
+    /// `errorType`.
     pub error_type: String,
+    /// `errorMessage`.
     pub error_message: String,
+    /// `stackTrace`, when sent.
     pub stack_trace: Option<Vec<String>>,
 }
 
@@ -190,12 +202,15 @@ pub enum Outcome {
 /// A finished invocation: what was sent and how it ended.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// The request id (`Lambda-Runtime-Aws-Request-Id`).
     pub request_id: String,
     /// The `Lambda-Runtime-Trace-Id` header sent.
     pub trace_id: String,
     /// The `Lambda-Runtime-Deadline-Ms` header sent.
     pub deadline_ms: i64,
+    /// The `Lambda-Runtime-Invoked-Function-Arn` header sent.
     pub invoked_function_arn: String,
+    /// How it ended.
     pub outcome: Outcome,
     /// From queueing to the answer (or to the timeout).
     pub elapsed: Duration,
@@ -331,11 +346,12 @@ impl LambdaEnv {
         let mut full = self.lambda_env();
         full.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let child = ChildProcess::spawn_spec(SpawnSpec {
-            label: label.to_owned(),
+            label: format!("{} {label}", self.config.function_name),
             program: bin,
             args: Vec::<OsString>::new(),
             env: full,
             reap: !self.config.freeze,
+            echo: self.config.echo_output,
         })?;
         if self.config.freeze {
             self.sim.register_freeze_pid(child.pid());

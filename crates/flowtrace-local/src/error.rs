@@ -7,11 +7,20 @@ use std::time::Duration;
 pub enum Error {
     /// A bounded wait ran out. `seen` says what had happened by then.
     #[error("timed out after {after:?} waiting for {what}; seen so far: {seen}")]
-    Timeout { what: String, after: Duration, seen: String },
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it was awaited.
+        after: Duration,
+        /// What had happened by then (process output, spans seen).
+        seen: String,
+    },
     /// Starting, signalling or reading a process failed.
     #[error("process {what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -33,11 +42,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    /// An [`Error::Io`] while doing `what`.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io { what: what.into(), source }
     }
 
-    pub(crate) fn timeout(what: impl Into<String>, after: Duration, seen: impl Into<String>) -> Self {
+    /// An [`Error::Timeout`] waiting for `what`.
+    pub fn timeout(what: impl Into<String>, after: Duration, seen: impl Into<String>) -> Self {
         Self::Timeout { what: what.into(), after, seen: seen.into() }
     }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::process::ChildProcess;
-use crate::util::free_port;
+use crate::net::free_port;
 use crate::{Error, Result};
 
 /// How long moto gets to answer after it is started.
@@ -36,7 +36,7 @@ impl Moto {
         tokio::task::spawn_blocking(ensure_moto)
             .await
             .map_err(|e| Error::Process(format!("installing moto: {e}")))??;
-        let port = free_port();
+        let port = free_port()?;
         let port_arg = port.to_string();
         let mut env = Vec::new();
         for key in ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH"] {

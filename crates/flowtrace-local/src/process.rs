@@ -1,6 +1,6 @@
 //! Child processes with captured output, killed on drop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -19,13 +19,19 @@ const PASS_THROUGH: &[&str] = &["RUST_BACKTRACE", "LLVM_PROFILE_FILE", "CARGO_LL
 /// Set to `1` to print children's output live, prefixed with their label.
 const ECHO_ENV: &str = "FLOWTRACE_E2E_ECHO";
 
+/// Lines of output kept per process; older lines are dropped, so a long-running
+/// `flowtrace local` does not grow without bound.
+const MAX_LINES: usize = 20_000;
+
 /// How long an exited process's output may take to be read to the end.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The process's standard output.
     Stdout,
+    /// The process's standard error.
     Stderr,
 }
 
@@ -50,7 +56,7 @@ struct Inner {
     label: String,
     pid: u32,
     child: Mutex<Child>,
-    lines: Arc<Mutex<Vec<Line>>>,
+    lines: Arc<Mutex<VecDeque<Line>>>,
     /// Pipes not yet at end of file.
     open_pipes: Arc<AtomicUsize>,
     exit: Mutex<Option<ExitStatus>>,
@@ -59,12 +65,22 @@ struct Inner {
     reap: bool,
 }
 
-pub(crate) struct SpawnSpec<'a> {
+/// How to spawn a [`ChildProcess`].
+#[derive(Debug)]
+pub struct SpawnSpec<'a> {
+    /// A short name for messages and echoed lines.
     pub label: String,
+    /// The binary.
     pub program: &'a Path,
+    /// Its arguments.
     pub args: Vec<OsString>,
+    /// Its whole environment, beside a few pass-through variables (`RUST_BACKTRACE`, ...).
     pub env: BTreeMap<String, String>,
+    /// Reap the process after killing it. Off when a freezer may still signal the pid after
+    /// the kill: an unreaped zombie keeps the pid from being reused by an unrelated process.
     pub reap: bool,
+    /// Print each line of output to stderr as it arrives, prefixed with `[label]`.
+    pub echo: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,10 +102,12 @@ impl ChildProcess {
             args: args.iter().map(OsString::from).collect(),
             env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reap: true,
+            echo: false,
         })
     }
 
-    pub(crate) fn spawn_spec(spec: SpawnSpec<'_>) -> Result<Self> {
+    /// Spawns a process as `spec` says, capturing its output.
+    pub fn spawn_spec(spec: SpawnSpec<'_>) -> Result<Self> {
         let program: PathBuf = spec.program.to_path_buf();
         if !program.is_file() {
             return Err(Error::Process(format!("{}: binary {} does not exist", spec.label, program.display())));
@@ -106,9 +124,9 @@ impl ChildProcess {
         let mut child =
             command.spawn().map_err(|e| Error::io(format!("spawn {} ({})", spec.label, program.display()), e))?;
         let pid = child.id();
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::new(Mutex::new(VecDeque::new()));
         let open_pipes = Arc::new(AtomicUsize::new(0));
-        let echo = std::env::var(ECHO_ENV).is_ok_and(|v| v == "1");
+        let echo = spec.echo || std::env::var(ECHO_ENV).is_ok_and(|v| v == "1");
         if let Some(stdout) = child.stdout.take() {
             spawn_reader(&spec.label, Stream::Stdout, stdout, &lines, &open_pipes, echo);
         }
@@ -316,7 +334,7 @@ fn spawn_reader<R: Read + Send + 'static>(
     label: &str,
     stream: Stream,
     pipe: R,
-    lines: &Arc<Mutex<Vec<Line>>>,
+    lines: &Arc<Mutex<VecDeque<Line>>>,
     open_pipes: &Arc<AtomicUsize>,
     echo: bool,
 ) {
@@ -337,7 +355,11 @@ fn spawn_reader<R: Read + Send + 'static>(
                     if echo {
                         eprintln!("[{label}] {text}");
                     }
-                    lock(&lines).push(Line { stream, text });
+                    let mut lines = lock(&lines);
+                    if lines.len() >= MAX_LINES {
+                        lines.pop_front();
+                    }
+                    lines.push_back(Line { stream, text });
                 }
             }
         }

@@ -2,8 +2,11 @@
 //!
 //! `flowtrace inspect EVENT.json [--context CONTEXT.json]` prints, as JSON, exactly what the
 //! wrapper would record for that event: the trigger, the span, its parent and its links.
+//!
+//! `flowtrace local [--template template.yaml] ...` runs a SAM application on this machine.
 
 mod inspect;
+mod local;
 
 use std::process::ExitCode;
 
@@ -32,12 +35,22 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("local") => match local::Args::parse(&args[1..]).and_then(local::run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("flowtrace local: {error}");
+                if matches!(error, local::LocalError::Usage(_)) {
+                    eprintln!("{}", local::USAGE);
+                }
+                ExitCode::from(2)
+            }
+        },
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{USAGE}\n\n{}", local::USAGE);
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n\n{}", local::USAGE);
             ExitCode::from(2)
         }
     }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod apigw;
+mod app;
 mod error;
 mod function;
 mod lambda;
@@ -22,6 +23,7 @@ mod net;
 mod process;
 mod sink;
 
+pub use app::{LocalApp, LocalOptions, RunningFunction};
 pub use apigw::{ApiKind, GatewaySpan, Matched, Route, match_route};
 pub use error::{Error, Result};
 pub use function::{FunctionHost, FunctionSpec, FunctionStats};

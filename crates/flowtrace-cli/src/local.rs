@@ -269,13 +269,16 @@ fn cargo_target_dir(dir: &Path) -> Result<PathBuf, LocalError> {
 
 /// Builds every function's crate (its `CodeUri`) and the flowtrace extension.
 fn build(args: &Args, template_dir: &Path) -> Result<(), LocalError> {
-    let cx = flowtrace_sam::Context { parameter_overrides: args.overrides.clone(), ..flowtrace_sam::Context::default() };
+    let cx =
+        flowtrace_sam::Context { parameter_overrides: args.overrides.clone(), ..flowtrace_sam::Context::default() };
     let template = flowtrace_sam::Template::from_path(&args.template, &cx)
         .map_err(|e| LocalError::Build(format!("{}: {e}", args.template.display())))?;
     let mut manifests: Vec<PathBuf> = template
         .functions
         .iter()
-        .filter(|f| args.functions.is_empty() || args.functions.iter().any(|o| *o == f.logical_id || *o == f.function_name))
+        .filter(|f| {
+            args.functions.is_empty() || args.functions.iter().any(|o| *o == f.logical_id || *o == f.function_name)
+        })
         .filter_map(|f| f.code_uri.as_ref())
         .map(|code_uri| template_dir.join(code_uri).join("Cargo.toml"))
         .collect();

@@ -4,9 +4,12 @@
 //! wrapper would record for that event: the trigger, the span, its parent and its links.
 //!
 //! `flowtrace local [--template template.yaml] ...` runs a SAM application on this machine.
+//!
+//! `flowtrace report [SPANS.jsonl] [--html OUT]` shows what it collected.
 
 mod inspect;
 mod local;
+mod report;
 
 use std::process::ExitCode;
 
@@ -45,12 +48,25 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("report") => match report::Args::parse(&args[1..]).and_then(report::run) {
+            Ok(output) => {
+                print!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("flowtrace report: {error}");
+                if matches!(error, report::ReportCliError::Usage(_)) {
+                    eprintln!("{}", report::USAGE);
+                }
+                ExitCode::from(2)
+            }
+        },
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}\n\n{}", local::USAGE);
+            println!("{USAGE}\n\n{}\n\n{}", local::USAGE, report::USAGE);
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{USAGE}\n\n{}", local::USAGE);
+            eprintln!("{USAGE}\n\n{}\n\n{}", local::USAGE, report::USAGE);
             ExitCode::from(2)
         }
     }

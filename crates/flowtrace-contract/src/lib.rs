@@ -101,6 +101,9 @@ pub mod attr {
     pub const SYNTHESIZED: &str = "flowtrace.synthesized";
     /// Why the invocation ended abnormally, on a synthesized invocation span.
     pub const PLATFORM_REASON: &str = "flowtrace.platform.reason";
+    /// `true` on a platform span the extension estimated because the platform's own report
+    /// never came (a timed-out sandbox torn down before reporting).
+    pub const PLATFORM_ESTIMATED: &str = "flowtrace.platform.estimated";
     /// Why flowtrace-reqwest did not inject trace context into an outbound HTTP request
     /// (`denied`: the host is not on the allow list or is on the deny list; `sigv4_signed`:
     /// the request is already SigV4-signed). Absent when context was injected.

@@ -83,6 +83,9 @@ pub struct Config {
     pub logs: Option<SignalTarget>,
     /// `FLOWTRACE_ARCHITECTURE`.
     pub architecture: Architecture,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`: for the estimate of an invocation the platform
+    /// never reported on.
+    pub memory_size_mb: Option<u64>,
     /// Prices (`FLOWTRACE_PRICE_PER_GB_SECOND`, `FLOWTRACE_PRICE_PER_MILLION_REQUESTS`).
     pub pricing: Pricing,
     /// Resource attributes of the spans the extension makes.
@@ -298,6 +301,7 @@ impl Config {
             metrics: signal_target(&lookup, "metrics", "/v1/metrics", otlp_port),
             logs: signal_target(&lookup, "logs", "/v1/logs", otlp_port),
             architecture,
+            memory_size_mb: non_empty(&lookup, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.trim().parse().ok()),
             pricing,
             resource,
         }

@@ -61,6 +61,9 @@ pub enum RunError {
 /// How many times a failing `/event/next` is retried before the extension gives up.
 const NEXT_RETRIES: u32 = 3;
 
+/// At most this long at SHUTDOWN for the last invocations' `platform.report`.
+const SHUTDOWN_REPORT_WAIT: Duration = Duration::from_millis(500);
+
 /// How often the background flush decision is taken.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -155,15 +158,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 on_invoke(&shared, &exporter, &request_id, deadline_ms, tracing.and_then(|t| t.value)).await;
             }
             NextEvent::Shutdown { shutdown_reason, deadline_ms } => {
-                let spans = lock(&shared.tracker).on_shutdown(&shutdown_reason, now_unix_nano());
-                for body in spans {
-                    shared.push_spans(body);
-                }
                 let budget = if deadline_ms == 0 {
                     Duration::from_millis(1500)
                 } else {
                     millis_until(deadline_ms).saturating_sub(Duration::from_millis(100))
                 };
+                // The last invocation's platform.report is often still on its way: give it a
+                // bounded moment, so its billed duration, memory and cost are not lost.
+                let report_wait = (budget / 3).min(SHUTDOWN_REPORT_WAIT);
+                if !wait_until(&shared, report_wait, || !lock(&shared.tracker).awaiting_reports()).await {
+                    crate::log!(Info, "SHUTDOWN: a platform.report did not arrive; its platform span has no billing");
+                }
+                let spans = lock(&shared.tracker).on_shutdown(&shutdown_reason, now_unix_nano());
+                for body in spans {
+                    shared.push_spans(body);
+                }
                 let flushed = exporter.flush(budget).await;
                 let stats = serde_json::to_string(&shared.stats()).unwrap_or_default();
                 crate::log!(
@@ -197,6 +206,7 @@ async fn on_invoke(
     .await;
     if !done {
         crate::log!(Warn, "no platform.runtimeDone for {request_id} by its deadline; counting it as timed out");
+        lock(&shared.tracker).on_missed_deadline(request_id);
     }
     wait_until(shared, shared.config.span_wait, || !lock(&shared.tracker).awaiting_span(request_id)).await;
     let synthesized = lock(&shared.tracker).finish(request_id, (!done).then_some("timeout"), now_unix_nano());

@@ -114,7 +114,8 @@ pub struct Shared {
 impl Shared {
     /// Shared state for `config`.
     pub fn new(config: Config) -> Self {
-        let tracker = Tracker::new(config.resource.clone(), config.pricing, config.architecture);
+        let mut tracker = Tracker::new(config.resource.clone(), config.pricing, config.architecture);
+        tracker.set_memory_size_mb(config.memory_size_mb);
         Self {
             buffer: Mutex::new(Buffer::new(config.buffer_bytes)),
             tracker: Mutex::new(tracker),

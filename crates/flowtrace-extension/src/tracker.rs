@@ -58,6 +58,8 @@ struct Invocation {
     span_seen: bool,
     runtime_done: Option<Done>,
     report: Option<Done>,
+    /// No `platform.runtimeDone` by the deadline (plus grace).
+    missed_deadline: bool,
     finished: bool,
     platform_emitted: bool,
     trace: Option<([u8; 16], Option<[u8; 8]>)>,
@@ -98,6 +100,7 @@ pub struct Tracker {
     init: Init,
     current: Option<String>,
     cold_request: Option<String>,
+    memory_size_mb: Option<u64>,
 }
 
 fn ms_to_ns(ms: f64) -> u64 {
@@ -171,6 +174,21 @@ impl Tracker {
             init: Init::default(),
             current: None,
             cold_request: None,
+            memory_size_mb: None,
+        }
+    }
+
+    /// The function's memory size, for estimates (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
+    pub fn set_memory_size_mb(&mut self, memory_size_mb: Option<u64>) {
+        self.memory_size_mb = memory_size_mb;
+    }
+
+    /// The invocation had no `platform.runtimeDone` by its deadline: it timed out. Should
+    /// its `platform.report` never come either (the sandbox was torn down), its platform
+    /// span is estimated from the deadline, and says so.
+    pub fn on_missed_deadline(&mut self, request_id: &str) {
+        if let Some(invocation) = self.invocations.get_mut(request_id) {
+            invocation.missed_deadline = true;
         }
     }
 
@@ -328,6 +346,13 @@ impl Tracker {
         self.invocations.get(request_id).and_then(|i| i.runtime_done.as_ref())
     }
 
+    /// Whether an invocation that ended (`platform.runtimeDone`) still waits for its
+    /// `platform.report`: the billed duration, memory and cost come only with the report,
+    /// which Lambda delivers after the environment thaws, possibly only at SHUTDOWN.
+    pub fn awaiting_reports(&self) -> bool {
+        self.invocations.values().any(|i| i.runtime_done.is_some() && i.report.is_none() && !i.platform_emitted)
+    }
+
     /// Whether the invocation has a sampled start notice whose span has not arrived.
     pub fn awaiting_span(&self, request_id: &str) -> bool {
         self.invocations.get(request_id).is_some_and(|i| !i.span_seen && i.notice.as_ref().is_some_and(|n| n.sampled))
@@ -401,7 +426,18 @@ impl Tracker {
         if invocation.platform_emitted {
             return None;
         }
-        let done = invocation.report.clone().or_else(|| invocation.runtime_done.clone())?;
+        let reported = invocation.report.clone().or_else(|| invocation.runtime_done.clone());
+        let estimated = reported.is_none();
+        let done = match reported {
+            Some(done) => done,
+            None if invocation.missed_deadline => estimated_timeout(
+                request_id,
+                invocation.invoked_at_unix_nano,
+                invocation.deadline_unix_nano,
+                self.memory_size_mb,
+            ),
+            None => return None,
+        };
         invocation.platform_emitted = true;
         let (trace_id, parent) = invocation.trace();
         let duration_ns = done.metrics.duration_ms.map_or(0, ms_to_ns);
@@ -437,6 +473,9 @@ impl Tracker {
         }
         if let Some(error_type) = &done.error_type {
             attributes.push((attr::PLATFORM_ERROR_TYPE, AttrValue::Str(error_type.clone())));
+        }
+        if estimated {
+            attributes.push((attr::PLATFORM_ESTIMATED, AttrValue::Bool(true)));
         }
         let error = (done.status != "success").then(|| match &done.error_type {
             Some(t) => format!("{}: {t}", done.status),
@@ -499,6 +538,23 @@ impl Tracker {
             out.extend(self.platform_spans(&id, now_unix_nano));
         }
         out
+    }
+}
+
+/// What the platform would have reported for an invocation that timed out: it ran, and was
+/// billed, from its start to its deadline.
+fn estimated_timeout(request_id: &str, invoked_at: u64, deadline: u64, memory_size_mb: Option<u64>) -> Done {
+    let duration_ms = (deadline > invoked_at && invoked_at > 0).then(|| (deadline - invoked_at) as f64 / 1e6);
+    Done {
+        request_id: request_id.to_owned(),
+        status: "timeout".to_owned(),
+        error_type: Some("Sandbox.Timedout".to_owned()),
+        metrics: crate::telemetry::Metrics {
+            duration_ms,
+            billed_duration_ms: duration_ms.map(|ms| ms.ceil() as u64),
+            memory_size_mb,
+            ..crate::telemetry::Metrics::default()
+        },
     }
 }
 
@@ -585,6 +641,39 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(crate::proto::scan_trace_request(&out[0], |s| assert_eq!(s.trace_id[0], 0x57)).unwrap(), 2);
         assert!(t.on_shutdown("spindown", 5).is_empty());
+    }
+
+    #[test]
+    fn a_timeout_the_platform_never_reported_gets_an_estimated_platform_span() {
+        let contains = |haystack: &[u8], needle: &str| haystack.windows(needle.len()).any(|w| w == needle.as_bytes());
+        let mut t = tracker();
+        t.set_memory_size_mb(Some(128));
+        t.on_invoke("r1", None, 1_000_000_000);
+        t.on_deadline("r1", 4_000_000_000);
+        assert!(t.on_shutdown("spindown", 5_000_000_000).is_empty(), "no deadline missed, nothing to estimate");
+
+        let mut t = tracker();
+        t.set_memory_size_mb(Some(128));
+        t.on_invoke("r1", None, 1_000_000_000);
+        t.on_deadline("r1", 4_000_000_000);
+        t.on_missed_deadline("r1");
+        let out = t.on_shutdown("timeout", 5_000_000_000);
+        assert_eq!(out.len(), 1);
+        for needle in [PLATFORM_SPAN_NAME, attr::PLATFORM_ESTIMATED, "Sandbox.Timedout", attr::PLATFORM_COST_USD] {
+            assert!(contains(&out[0], needle), "{needle}");
+        }
+        assert!(t.on_shutdown("timeout", 6_000_000_000).is_empty(), "once");
+
+        // The real report, when it comes, wins over the estimate.
+        let mut t = tracker();
+        t.on_invoke("r2", None, 1_000_000_000);
+        t.on_missed_deadline("r2");
+        let out = feed(
+            &mut t,
+            r#"[{"time":"2026-01-01T00:00:01Z","type":"platform.report","record":{"requestId":"r2","status":"timeout","errorType":"Sandbox.Timedout","metrics":{"durationMs":3000.0,"billedDurationMs":3000,"memorySizeMB":128,"maxMemoryUsedMB":30}}}]"#,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(!contains(&out[0], attr::PLATFORM_ESTIMATED));
     }
 
     #[test]

@@ -147,7 +147,13 @@ impl GatewaySpan {
 
     /// Ends the span and returns it as an export request, resource `service.name` = the
     /// API's name.
-    pub fn finish(self, route: Option<&Route>, method: &str, path: &str, status_code: u16) -> ExportTraceServiceRequest {
+    pub fn finish(
+        self,
+        route: Option<&Route>,
+        method: &str,
+        path: &str,
+        status_code: u16,
+    ) -> ExportTraceServiceRequest {
         let ended = SystemTime::now();
         let name = route.map_or_else(|| format!("{method} {path}"), Route::route_key);
         let api = route.map_or("api-gateway", |r| r.api.as_str());

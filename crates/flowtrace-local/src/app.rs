@@ -168,10 +168,7 @@ impl LocalApp {
                 binary,
                 extension: options.extension.clone(),
                 env,
-                extension_env: BTreeMap::from([(
-                    "FLOWTRACE_ARCHITECTURE".to_owned(),
-                    function.architecture.clone(),
-                )]),
+                extension_env: BTreeMap::from([("FLOWTRACE_ARCHITECTURE".to_owned(), function.architecture.clone())]),
                 timeout: function.timeout,
                 memory_mb: function.memory_mb,
                 region: MOTO_REGION.to_owned(),
@@ -294,7 +291,12 @@ impl LocalApp {
                 .await
                 .map_err(|e| Error::io(format!("bind the HTTP API on 127.0.0.1:{}", options.http_port), e))?;
             let addr = listener.local_addr().map_err(|e| Error::io("the HTTP API's address", e))?;
-            let front = Arc::new(HttpFront { routes, hosts: hosts.clone(), shared: Arc::clone(&shared), template_apis: api_stages(&template) });
+            let front = Arc::new(HttpFront {
+                routes,
+                hosts: hosts.clone(),
+                shared: Arc::clone(&shared),
+                template_apis: api_stages(&template),
+            });
             let app = axum::Router::new().fallback(serve_http).with_state(front);
             let mut stopped = stopped.clone();
             tasks.push(tokio::spawn(async move {
@@ -369,9 +371,12 @@ impl LocalApp {
                 eprintln!("flowtrace local: a poller did not stop in time");
             }
         }
+        let mut shutdowns = tokio::task::JoinSet::new();
         for function in &self.functions {
-            function.host.shutdown().await;
+            let host = Arc::clone(&function.host);
+            shutdowns.spawn(async move { host.shutdown().await });
         }
+        while shutdowns.join_next().await.is_some() {}
     }
 }
 
@@ -439,7 +444,11 @@ async fn create_resources(template: &Template, moto: &MotoClient) -> Result<Phys
             flowtrace_sam::template::StreamMode::OnDemand => 1,
         };
         moto.moto
-            .json_call("kinesis", "Kinesis_20131202.CreateStream", &json!({"StreamName": stream.name, "ShardCount": shards}))
+            .json_call(
+                "kinesis",
+                "Kinesis_20131202.CreateStream",
+                &json!({"StreamName": stream.name, "ShardCount": shards}),
+            )
             .await?;
         let arn = format!("arn:aws:kinesis:{region}:{account}:stream/{}", stream.name);
         physical.insert_ref(&stream.logical_id, &stream.name);
@@ -489,7 +498,8 @@ impl MotoClient {
     ) -> Result<(String, String)> {
         let (url, arn) = self.moto.create_queue(queue).await?;
         let policy = filter_policy.map(Value::to_string);
-        let mut params = vec![("Action", "Subscribe"), ("TopicArn", topic_arn), ("Protocol", "sqs"), ("Endpoint", arn.as_str())];
+        let mut params =
+            vec![("Action", "Subscribe"), ("TopicArn", topic_arn), ("Protocol", "sqs"), ("Endpoint", arn.as_str())];
         if let Some(policy) = &policy {
             params.extend([("Attributes.entry.1.key", "FilterPolicy"), ("Attributes.entry.1.value", policy.as_str())]);
         }
@@ -521,14 +531,19 @@ impl MotoClient {
 
     async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<()> {
         self.moto
-            .json_call("sqs", "AmazonSQS.DeleteMessage", &json!({"QueueUrl": queue_url, "ReceiptHandle": receipt_handle}))
+            .json_call(
+                "sqs",
+                "AmazonSQS.DeleteMessage",
+                &json!({"QueueUrl": queue_url, "ReceiptHandle": receipt_handle}),
+            )
             .await
             .map(drop)
     }
 
     async fn kinesis_iterators(&self, stream_arn: &str, position: &str) -> Result<Vec<(String, String)>> {
         let name = stream_arn.rsplit('/').next().unwrap_or(stream_arn);
-        let shards = self.moto.json_call("kinesis", "Kinesis_20131202.ListShards", &json!({"StreamName": name})).await?;
+        let shards =
+            self.moto.json_call("kinesis", "Kinesis_20131202.ListShards", &json!({"StreamName": name})).await?;
         let mut out = Vec::new();
         for shard in shards["Shards"].as_array().into_iter().flatten() {
             let Some(shard_id) = shard["ShardId"].as_str() else { continue };
@@ -831,7 +846,10 @@ async fn deliver_stream_batch(host: &FunctionHost, event: Value, source: &str, r
             Err(error) => eprintln!("flowtrace local: {}: {error}", host.name()),
         }
     }
-    eprintln!("flowtrace local: {}: skipping a {source} batch of {records} after {STREAM_ATTEMPTS} attempts", host.name());
+    eprintln!(
+        "flowtrace local: {}: skipping a {source} batch of {records} after {STREAM_ATTEMPTS} attempts",
+        host.name()
+    );
 }
 
 fn now_seconds() -> f64 {

@@ -157,11 +157,11 @@ impl FunctionHost {
             timeout: spec.timeout,
             freeze: true,
             echo_output: spec.echo_output,
+            own_process_groups: true,
             ..LambdaConfig::default()
         })
         .await?;
-        let mut function_env: Vec<(String, String)> =
-            spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut function_env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(extension) = &spec.extension {
             let otlp_port = free_port()?.to_string();
             let mut vars = function_env.clone();

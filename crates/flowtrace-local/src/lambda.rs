@@ -73,6 +73,9 @@ pub struct LambdaConfig {
     pub shutdown_timeout: Duration,
     /// Print the function's and extensions' output live, prefixed with the function name.
     pub echo_output: bool,
+    /// Put the function and extensions in process groups of their own: a terminal's Ctrl-C
+    /// then reaches only the runner, which shuts them down in order.
+    pub own_process_groups: bool,
 }
 
 impl Default for LambdaConfig {
@@ -92,6 +95,7 @@ impl Default for LambdaConfig {
             extension_ready_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
             echo_output: false,
+            own_process_groups: false,
         }
     }
 }
@@ -352,6 +356,7 @@ impl LambdaEnv {
             env: full,
             reap: !self.config.freeze,
             echo: self.config.echo_output,
+            own_process_group: self.config.own_process_groups,
         })?;
         if self.config.freeze {
             self.sim.register_freeze_pid(child.pid());
@@ -615,6 +620,10 @@ impl LambdaEnv {
         };
 
         let shutdown_timeout = self.config.shutdown_timeout;
+        // Frozen extensions would never see SHUTDOWN.
+        for extension in &extensions {
+            let _ = extension.resume();
+        }
         self.sim.graceful_shutdown(reason).await;
 
         let mut extension_exits = Vec::new();

@@ -23,8 +23,8 @@ mod net;
 mod process;
 mod sink;
 
-pub use app::{LocalApp, LocalOptions, RunningFunction};
 pub use apigw::{ApiKind, GatewaySpan, Matched, Route, match_route};
+pub use app::{LocalApp, LocalOptions, RunningFunction};
 pub use error::{Error, Result};
 pub use function::{FunctionHost, FunctionSpec, FunctionStats};
 pub use lambda::{FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, Outcome, ShutdownReport};

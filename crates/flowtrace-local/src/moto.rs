@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::process::ChildProcess;
 use crate::net::free_port;
+use crate::process::ChildProcess;
 use crate::{Error, Result};
 
 /// How long moto gets to answer after it is started.

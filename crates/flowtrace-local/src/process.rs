@@ -81,6 +81,9 @@ pub struct SpawnSpec<'a> {
     pub reap: bool,
     /// Print each line of output to stderr as it arrives, prefixed with `[label]`.
     pub echo: bool,
+    /// Start the process in a process group of its own, so a Ctrl-C in the terminal reaches
+    /// only the parent, which then stops it in order (Lambda's shutdown sequence).
+    pub own_process_group: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,6 +106,7 @@ impl ChildProcess {
             env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reap: true,
             echo: false,
+            own_process_group: false,
         })
     }
 
@@ -120,6 +124,9 @@ impl ChildProcess {
             }
         }
         command.envs(&spec.env);
+        if spec.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
 
         let mut child =
             command.spawn().map_err(|e| Error::io(format!("spawn {} ({})", spec.label, program.display()), e))?;

@@ -120,7 +120,8 @@ impl OtlpSink {
             None => None,
         };
         let counters = Arc::new(Counters::default());
-        let shared = Shared { file: Arc::new(Mutex::new(BufWriter::new(file))), counters: Arc::clone(&counters), forward };
+        let shared =
+            Shared { file: Arc::new(Mutex::new(BufWriter::new(file))), counters: Arc::clone(&counters), forward };
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| Error::io("bind the OTLP sink on 127.0.0.1", e))?;

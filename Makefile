@@ -1,6 +1,6 @@
 # flowtrace — the targets CI and developers use.
 #   make test    everything CI checks: format, lints, feature builds, template lint, all tests
-#   make demo    a traced function under a local Lambda emulator, and `flowtrace inspect`
+#   make demo    the blog site under `flowtrace local`: one post, one trace, health and cost
 #   make layer   the Lambda layer zip (x86_64; `make layer ARCH=arm64` where aarch64 std exists)
 #   make bench   criterion benchmarks (figures go in BENCHMARKS.md)
 
@@ -12,7 +12,7 @@ FIXTURES := tests/fixtures
 TEST_THREADS ?= 4
 ARCH ?= x86_64
 
-.PHONY: all build test fmt-check clippy features template-lint test-deps unit-tests demo layer bench fmt clean
+.PHONY: all build test fmt-check clippy features template-lint test-deps demo-deps unit-tests demo layer bench fmt clean
 
 all: build
 
@@ -43,30 +43,37 @@ features:
 	$(CARGO) check -p flowtrace-contract
 	$(CARGO) check -p flowtrace-contract --features mask
 
-# cfn-lint comes from PyPI; installed on first use.
+# cfn-lint and the SAM CLI come from PyPI, installed on first use; the SAM CLI in a venv of its
+# own (its pins would fight moto's). `sam validate --lint` runs offline.
+SAM_VENV := target/sam-venv
+SAM := $(SAM_VENV)/bin/sam
 template-lint:
 	@command -v cfn-lint >/dev/null 2>&1 || $(PIP) cfn-lint
 	cfn-lint template.yaml
+	@test -x $(SAM) || { $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli; }
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template template.yaml
 
-# What the tests need beside cargo, from PyPI: moto's server (the AWS tests), and the Python
-# OpenTelemetry SDK (a Python function's spans through the extension).
-test-deps:
-	@$(PYTHON) -c "import moto.server, flask_cors" 2>/dev/null || $(PIP) 'moto[server]'
+# What the tests need beside cargo: from PyPI, moto's server (the AWS tests and `flowtrace
+# local`) and the Python OpenTelemetry SDK (a Python function's spans through the extension);
+# from Debian, Chromium (the HTML report's render test).
+test-deps: demo-deps
 	@$(PYTHON) -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http" 2>/dev/null \
 		|| $(PIP) opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+demo-deps:
+	@$(PYTHON) -c "import moto.server, flask_cors" 2>/dev/null || $(PIP) 'moto[server]'
 
 # All features, so every AWS service's moto tests run.
 unit-tests:
-	FLOWTRACE_REQUIRE_PYTHON=1 $(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
+	FLOWTRACE_REQUIRE_PYTHON=1 FLOWTRACE_REQUIRE_CHROMIUM=1 \
+		$(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
 
-demo:
-	$(CARGO) build -q -p hello -p flowtrace-cli -p flowtrace-tests --bin demo --bin flowtrace --bin hello
+# The blog site (template.yaml) under `flowtrace local`; writes target/flowtrace/spans.jsonl
+# and target/flowtrace/report.html. FLOWTRACE_DEMO_VERBOSE=1 shows the functions' logs.
+demo: demo-deps
+	$(CARGO) build -q -p flowtrace-cli -p flowtrace-extension -p blog-site -p hello -p flowtrace-tests --bins
 	$(CARGO) run -q -p flowtrace-tests --bin demo
-	@for event in sqs-batch-3 apigw-http-route-traceparent kinesis-json-reserved; do \
-		echo "\$$ flowtrace inspect $(FIXTURES)/$$event.json"; \
-		$(CARGO) run -q -p flowtrace-cli -- inspect $(FIXTURES)/$$event.json || exit 1; \
-		echo; \
-	done
 
 # The layer: extensions/flowtrace-extension, built by cargo-lambda (with zig, for Amazon Linux's
 # glibc), size-tuned. Both come from PyPI.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use flowtrace_report::{SpanKind, SpanRecord, StatusCode};
+use flowtrace_report::{Focus, Report, SpanKind, SpanRecord, StatusCode, health, html};
 use flowtrace_tests::blog_demo::{self, DemoRun};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -88,14 +88,13 @@ async fn one_post_is_one_trace_through_the_whole_app_and_a_timeout_stays_in_its_
     assert!(updates.iter().any(|u| descends_from(spans, update_item, u)));
 
     // Both external APIs, as HTTP client spans under the functions that call them.
-    let port = i64::from(run.apis_port);
     let auth = one(spans, "POST /auth", |s| s.name == "POST /auth")?;
     assert_eq!(auth.kind, SpanKind::Client);
-    assert_eq!(auth.attributes.i64("server.port"), Some(port));
+    assert_eq!(auth.attributes.i64("server.port"), Some(i64::from(run.auth_port)));
     assert_eq!(auth.attributes.i64("http.response.status_code"), Some(200));
     assert!(descends_from(spans, auth, request));
     let sms = one(spans, "POST /sms", |s| s.name == "POST /sms")?;
-    assert_eq!(sms.attributes.i64("server.port"), Some(port));
+    assert_eq!(sms.attributes.i64("server.port"), Some(i64::from(run.sms_port)));
     assert!(descends_from(spans, sms, analysis));
 
     // The platform's figures for every invocation, from the extension.
@@ -142,6 +141,24 @@ async fn one_post_is_one_trace_through_the_whole_app_and_a_timeout_stays_in_its_
     })?;
     assert_eq!(platform.attributes.str("flowtrace.platform.status"), Some("timeout"), "{platform:#?}");
     assert!(!run.spans.iter().any(|s| s.name == "Kinesis.PutRecord" && s.trace_id == slow_request.trace_id));
+
+    // The report of that run: every hop is a node of the map, and the page carries it.
+    let report = Report::build(run.spans.clone(), Focus::Invocation(run.post.1.clone()))?;
+    let labels: Vec<&str> = report.map().nodes.iter().map(|n| n.label.as_str()).collect();
+    let auth_node = format!("auth API 127.0.0.1:{}", run.auth_port);
+    let sms_node = format!("sms API 127.0.0.1:{}", run.sms_port);
+    for node in
+        ["API Gateway", "SNS", "Kinesis", "DynamoDB", auth_node.as_str(), sms_node.as_str()].iter().chain(&FUNCTIONS)
+    {
+        assert!(labels.contains(node), "no {node} in the map: {labels:?}");
+    }
+    assert_eq!(report.map().edges.len(), 10, "{:#?}", report.map().edges);
+    let functions = health(&run.spans);
+    let page = html(&report, &functions);
+    assert!(page.contains("<svg") && page.contains("db-update") && page.contains(&sms_node), "{page}");
+    let analysis_health = functions.iter().find(|f| f.function == "post-analysis").ok_or("no post-analysis health")?;
+    assert_eq!((analysis_health.invocations, analysis_health.timeouts), (2, 1), "{analysis_health:?}");
+    assert!(analysis_health.cost_usd > 0.0);
 
     // Ctrl-C stopped everything it started: moto, the functions, the extensions, the port.
     assert!(run.exit.success(), "{}: {output}", run.exit);

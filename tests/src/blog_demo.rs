@@ -25,8 +25,10 @@ pub struct DemoRun {
     pub out_dir: PathBuf,
     /// The HTTP API's base URL while it ran.
     pub http_endpoint: String,
-    /// The external API stand-ins' port.
-    pub apis_port: u16,
+    /// The auth API stand-in's port.
+    pub auth_port: u16,
+    /// The SMS API stand-in's port.
+    pub sms_port: u16,
     /// The accepted post: HTTP status and the id request-processor gave it (its request id).
     pub post: (u16, String),
     /// The slow post: HTTP status and id.
@@ -65,18 +67,26 @@ pub async fn run(out_dir: &Path, echo: bool) -> Result<DemoRun> {
     workspace_bin("hello", "hello")?;
     let bin_dir = extension.parent().map(Path::to_path_buf).unwrap_or_default();
 
-    let apis_port = free_port();
-    let apis = ChildProcess::spawn(
-        "external_apis",
-        &external_apis,
-        &[],
-        &[("EXTERNAL_APIS_PORT", apis_port.to_string().as_str()), ("AUTH_DENIED_AUTHORS", "mallory")],
-    )?;
-    apis.wait_for_output("listening on", Duration::from_secs(10)).await?;
+    // Two stand-ins, as the auth and the SMS provider are two services.
+    let mut apis = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["auth-api", "sms-api"] {
+        let port = free_port();
+        let api = ChildProcess::spawn(
+            name,
+            &external_apis,
+            &[],
+            &[("EXTERNAL_APIS_PORT", port.to_string().as_str()), ("AUTH_DENIED_AUTHORS", "mallory")],
+        )?;
+        api.wait_for_output("listening on", Duration::from_secs(10)).await?;
+        apis.push(api);
+        ports.push(port);
+    }
+    let (auth_port, sms_port) = (ports[0], ports[1]);
 
     let template = workspace_root().join("template.yaml");
-    let auth = format!("AuthApiUrl=http://127.0.0.1:{apis_port}/auth");
-    let sms = format!("SmsApiUrl=http://127.0.0.1:{apis_port}/sms");
+    let auth = format!("AuthApiUrl=http://127.0.0.1:{auth_port}/auth");
+    let sms = format!("SmsApiUrl=http://127.0.0.1:{sms_port}/sms");
     let template_arg = template.to_string_lossy().into_owned();
     let out_arg = out_dir.to_string_lossy().into_owned();
     let bin_arg = bin_dir.to_string_lossy().into_owned();
@@ -160,7 +170,8 @@ pub async fn run(out_dir: &Path, echo: bool) -> Result<DemoRun> {
     Ok(DemoRun {
         out_dir: out_dir.to_path_buf(),
         http_endpoint,
-        apis_port,
+        auth_port,
+        sms_port,
         post: (accepted.0, post_id),
         slow_post: slow,
         spans,

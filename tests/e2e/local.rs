@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use flowtrace_report::{Focus, Report, SpanKind, SpanRecord, StatusCode, health, html};
 use flowtrace_tests::blog_demo::{self, DemoRun};
+use flowtrace_tests::{ChildProcess, OtlpReceiver, workspace_bin, workspace_root};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -169,5 +170,76 @@ async fn one_post_is_one_trace_through_the_whole_app_and_a_timeout_stays_in_its_
     let address = run.http_endpoint.trim_start_matches("http://").to_owned();
     assert!(std::net::TcpStream::connect(&address).is_err(), "{address} still listens");
     let _ = std::fs::remove_dir_all(&run.out_dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_runs_one_function_once_and_forwards_to_the_configured_backend() -> TestResult {
+    let flowtrace = workspace_bin("flowtrace-cli", "flowtrace")?;
+    let extension = workspace_bin("flowtrace-extension", "flowtrace-extension")?;
+    workspace_bin("hello", "hello")?;
+    let bin_dir = extension.parent().ok_or("no bin dir")?.to_string_lossy().into_owned();
+    let backend = OtlpReceiver::start().await?;
+    let out_dir = std::env::temp_dir().join(format!("flowtrace-local-invoke-{}", std::process::id()));
+    let event = out_dir.join("event.json");
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(&event, r#"{"name": "local"}"#)?;
+
+    let template = workspace_root().join("template.yaml").to_string_lossy().into_owned();
+    let extension = extension.to_string_lossy().into_owned();
+    let out = out_dir.to_string_lossy().into_owned();
+    let target = format!("HelloFunction={}", event.display());
+    let endpoint = backend.endpoint();
+    let mut env: Vec<(String, String)> = ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let local = ChildProcess::spawn(
+        "flowtrace local",
+        &flowtrace,
+        &[
+            "local",
+            "--template",
+            &template,
+            "--no-build",
+            "--bin-dir",
+            &bin_dir,
+            "--extension",
+            &extension,
+            "--out-dir",
+            &out,
+            "--function",
+            "HelloFunction",
+            "--invoke",
+            &target,
+            "--quiet",
+        ],
+        &env,
+    )?;
+    let status = local.wait_exit(std::time::Duration::from_secs(60)).await?;
+    assert!(status.success(), "{}", local.output());
+    let output = local.output();
+    let answer = output.lines().find(|l| l.starts_with('{')).ok_or_else(|| format!("no answer in {output}"))?;
+    let answer: serde_json::Value = serde_json::from_str(answer)?;
+    assert_eq!(answer["outcome"]["response"]["greeting"], "hello, local", "{answer}");
+    let request_id = answer["requestId"].as_str().ok_or("no request id")?;
+
+    // Forwarded to the backend, unchanged, and kept in spans.jsonl too.
+    let spans = backend
+        .wait_until("hello's invocation and platform spans", std::time::Duration::from_secs(10), |spans| {
+            spans.iter().filter(|s| s.attr_str("faas.invocation_id") == Some(request_id)).count() >= 2
+        })
+        .await?;
+    assert!(spans.iter().any(|s| s.name == "lambda.platform"), "{spans:#?}");
+    let text = std::fs::read_to_string(out_dir.join("spans.jsonl"))?;
+    let (local_spans, skipped) = flowtrace_report::parse_lines(&text);
+    assert_eq!(skipped, 0);
+    assert!(
+        local_spans.iter().any(|s| s.is_invocation() && s.invocation_id() == Some(request_id)),
+        "{local_spans:#?}\n{output}"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
     Ok(())
 }

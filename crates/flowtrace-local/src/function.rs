@@ -13,6 +13,9 @@ use lambda_simulator::ShutdownReason;
 use crate::lambda::{Invocation, Invoke, LambdaConfig, LambdaEnv, Outcome};
 use crate::{Error, Result, free_port};
 
+/// How long a shutdown waits for the last invocation to wind down.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long the extension gets to register.
 const EXTENSION_REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,7 +62,8 @@ pub struct FunctionStats {
 #[derive(Debug)]
 pub struct FunctionHost {
     spec: FunctionSpec,
-    running: tokio::sync::Mutex<Option<LambdaEnv>>,
+    /// The environment, and whether it has run an invocation.
+    running: tokio::sync::Mutex<Option<(LambdaEnv, bool)>>,
     invocations: AtomicU64,
     environments: AtomicU64,
     timeouts: AtomicU64,
@@ -99,7 +103,7 @@ impl FunctionHost {
     pub async fn warm(&self) -> Result<()> {
         let mut running = self.running.lock().await;
         if running.is_none() {
-            *running = Some(self.start_environment().await?);
+            *running = Some((self.start_environment().await?, false));
         }
         Ok(())
     }
@@ -110,9 +114,10 @@ impl FunctionHost {
     pub async fn invoke(&self, event: serde_json::Value) -> Result<Invocation> {
         let mut running = self.running.lock().await;
         if running.is_none() {
-            *running = Some(self.start_environment().await?);
+            *running = Some((self.start_environment().await?, false));
         }
-        let env = running.as_ref().ok_or_else(|| Error::Emulator("no execution environment".into()))?;
+        let (env, invoked) = running.as_mut().ok_or_else(|| Error::Emulator("no execution environment".into()))?;
+        *invoked = true;
         self.invocations.fetch_add(1, Ordering::Relaxed);
         let invocation = env.invoke(Invoke::new(event).timeout(self.spec.timeout)).await?;
         let reason = match &invocation.outcome {
@@ -127,7 +132,7 @@ impl FunctionHost {
             Outcome::Response(_) | Outcome::Error(_) => None,
         };
         if let Some(reason) = reason
-            && let Some(env) = running.take()
+            && let Some((env, _)) = running.take()
         {
             // As Lambda does: the environment is gone; the next invocation starts cold.
             if let Err(error) = env.shutdown(reason).await {
@@ -140,9 +145,14 @@ impl FunctionHost {
     /// Shuts the environment down (SIGTERM to the function, SHUTDOWN to the extension, which
     /// flushes), if it is running.
     pub async fn shutdown(&self) {
-        if let Some(env) = self.running.lock().await.take()
-            && let Err(error) = env.shutdown(ShutdownReason::Spindown).await
-        {
+        let Some((env, invoked)) = self.running.lock().await.take() else { return };
+        // An invocation that just answered is not over until the extension is done with it
+        // (the wrapper's hand-off, the flush) and the environment freezes; SIGTERM before
+        // that could cut the hand-off short.
+        if invoked && env.wait_for_frozen(IDLE_TIMEOUT).await.is_err() {
+            eprintln!("flowtrace local: {}: not idle after {IDLE_TIMEOUT:?}; shutting down anyway", self.spec.name);
+        }
+        if let Err(error) = env.shutdown(ShutdownReason::Spindown).await {
             eprintln!("flowtrace local: {}: shutting down: {error}", self.spec.name);
         }
     }

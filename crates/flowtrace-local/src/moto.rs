@@ -16,6 +16,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one request to moto may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `python3 -m moto.server -H 127.0.0.1 -p PORT`, which also exits when its parent does: a
+/// runner killed outright (SIGKILL, a crashed test) must not leave moto behind.
+const MOTO_WITH_WATCHDOG: &str = "\
+import os, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(['-H', '127.0.0.1', '-p', sys.argv[1]])
+";
+
 /// The account id moto uses.
 pub const MOTO_ACCOUNT: &str = "123456789012";
 /// The region the harness uses with moto.
@@ -46,8 +60,7 @@ impl Moto {
         }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let python = which("python3").ok_or_else(|| Error::Process("python3 is not on PATH (moto needs it)".into()))?;
-        let process =
-            ChildProcess::spawn("moto", &python, &["-m", "moto.server", "-H", "127.0.0.1", "-p", &port_arg], &env)?;
+        let process = ChildProcess::spawn("moto", &python, &["-c", MOTO_WITH_WATCHDOG, &port_arg], &env)?;
         let moto = Self { process, port };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -295,6 +295,10 @@ fn parse_key_schemas(value: &str) -> Result<HashMap<String, Vec<String>>, Config
 
 /// `arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/...]` → `NAME`; a name stays as it is.
 pub(crate) fn table_name(table: &str) -> &str {
+    // A plain name (the common case) is returned without searching it.
+    if !table.starts_with("arn:") {
+        return table;
+    }
     match table.split_once(":table/") {
         Some((prefix, rest)) if prefix.starts_with("arn:") => rest.split('/').next().unwrap_or(rest),
         _ => table,

@@ -14,13 +14,12 @@
 )]
 
 use flowtrace_contract::attr;
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{SpanContext, SpanRef, TraceContextExt};
+use opentelemetry::propagation::{Injector, TextMapPropagator as _};
+use opentelemetry::trace::{SpanRef, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use std::collections::HashMap;
 use std::fmt;
 
 /// The W3C field names.
@@ -41,26 +40,26 @@ pub(crate) struct Carrier {
 }
 
 impl Carrier {
-    /// The carrier for the span in `cx`, when it has a valid context.
+    /// The carrier for the span in `cx`, when it has a valid context: formatted by the W3C
+    /// and X-Ray propagators (never by hand), injected into [`Fields`] rather than a map.
     pub(crate) fn from_context(cx: &Context) -> Option<Self> {
-        Self::from_span_context(cx.span().span_context())
-    }
-
-    /// Formats through the W3C and X-Ray propagators (never by hand), into a map injector.
-    pub(crate) fn from_span_context(sc: &SpanContext) -> Option<Self> {
-        if !sc.is_valid() {
+        if !cx.span().span_context().is_valid() {
             return None;
         }
-        let cx = Context::new().with_remote_span_context(sc.clone());
-        let mut w3c: HashMap<String, String> = HashMap::with_capacity(2);
-        TraceContextPropagator::new().inject_context(&cx, &mut w3c);
-        let mut xray: HashMap<String, String> = HashMap::with_capacity(1);
-        XrayPropagator::new().inject_context(&cx, &mut xray);
+        let mut fields = Fields::default();
+        TraceContextPropagator::new().inject_context(cx, &mut fields);
+        XrayPropagator::new().inject_context(cx, &mut fields);
         Some(Self {
-            traceparent: w3c.remove(TRACEPARENT)?,
-            tracestate: w3c.remove(TRACESTATE).filter(|state| !state.is_empty()),
-            xray: xray.remove(XRAY_HEADER)?,
+            traceparent: fields.traceparent?,
+            tracestate: fields.tracestate.filter(|state| !state.is_empty()),
+            xray: fields.xray?,
         })
+    }
+
+    /// [`Carrier::from_context`] for a bare span context.
+    #[cfg(test)]
+    pub(crate) fn from_span_context(sc: &opentelemetry::trace::SpanContext) -> Option<Self> {
+        Self::from_context(&Context::new().with_remote_span_context(sc.clone()))
     }
 
     /// The W3C fields, as (name, value).
@@ -69,33 +68,85 @@ impl Carrier {
             .chain(self.tracestate.as_deref().map(|state| (TRACESTATE, state)))
     }
 
-    /// The W3C fields as a JSON object: `{"traceparent":"...","tracestate":"..."}`.
-    pub(crate) fn json_object(&self) -> String {
-        let mut object = serde_json::Map::with_capacity(2);
-        for (name, value) in self.fields() {
-            object.insert(name.to_owned(), serde_json::Value::String(value.to_owned()));
+    /// Appends the W3C fields as a JSON object: `{"traceparent":"...","tracestate":"..."}`.
+    pub(crate) fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
+        for (index, (name, value)) in self.fields().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_json_string(out, name)?;
+            out.push(b':');
+            write_json_string(out, value)?;
         }
-        serde_json::Value::Object(object).to_string()
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// How many bytes [`Carrier::write_json_object`] appends, at most.
+    fn json_object_len(&self) -> usize {
+        // Braces, quotes, colons, comma; values are escaped by serde_json, which a W3C or
+        // X-Ray value never needs, and the vector grows if one did.
+        2 + self.fields().map(|(name, value)| name.len() + value.len() + 6).sum::<usize>()
     }
 }
 
-/// How many of the carrier's W3C fields fit as message attributes (SNS and SQS share the
-/// rules): both when they fit, else `traceparent` alone (`tracestate` is optional), else none
-/// and why. `existing_count` and `size` describe the message as the user built it.
-pub(crate) fn attribute_fields_that_fit<'c>(
-    carrier: &'c Carrier,
+/// Appends `text` as a JSON string: as it is between quotes when it needs no escaping (W3C
+/// and X-Ray values never do), else escaped by serde_json.
+fn write_json_string(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, text)
+    }
+}
+
+/// What the propagators inject, kept as the three fields flowtrace writes (no map, no
+/// lower-cased key copies).
+#[derive(Debug, Default)]
+struct Fields {
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    xray: Option<String>,
+}
+
+impl Injector for Fields {
+    fn set(&mut self, key: &str, value: String) {
+        // The propagators write these names in lower case; any case is accepted.
+        let is = |name: &str| key == name || key.eq_ignore_ascii_case(name);
+        if is(TRACEPARENT) {
+            self.traceparent = Some(value);
+        } else if is(TRACESTATE) {
+            self.tracestate = Some(value);
+        } else if is(XRAY_HEADER) {
+            self.xray = Some(value);
+        }
+    }
+}
+
+/// How many of the carrier's W3C fields ([`Carrier::fields`], in order) fit as message
+/// attributes (SNS and SQS share the rules): both when they fit, else `traceparent` alone
+/// (`tracestate` is optional), else none and why. `existing_count` and `size` describe the
+/// message as the user built it.
+pub(crate) fn attribute_fields_that_fit(
+    carrier: &Carrier,
     existing_count: usize,
     size: usize,
     max_attributes: usize,
     max_message_bytes: usize,
-) -> Result<Vec<(&'static str, &'c str)>, Skip> {
-    let fields: Vec<(&'static str, &'c str)> = carrier.fields().collect();
+) -> Result<usize, Skip> {
+    let available = carrier.fields().count();
     let fits = |n: usize| {
-        let added: usize = fields.iter().take(n).map(|(name, value)| name.len() + "String".len() + value.len()).sum();
+        let added: usize =
+            carrier.fields().take(n).map(|(name, value)| name.len() + "String".len() + value.len()).sum();
         existing_count + n <= max_attributes && size + added <= max_message_bytes
     };
-    match [fields.len(), 1].into_iter().find(|n| fits(*n)) {
-        Some(n) => Ok(fields.into_iter().take(n).collect()),
+    match [available, 1].into_iter().find(|n| fits(*n)) {
+        Some(n) => Ok(n),
         None if existing_count + 1 > max_attributes => Err(Skip::TooManyAttributes),
         None => Err(Skip::TooLarge),
     }
@@ -179,10 +230,16 @@ pub(crate) fn insert_reserved(json: &[u8], key: &str, carrier: &Carrier) -> Json
     if scan.has_key {
         return JsonInsert::KeyPresent;
     }
-    let member = format!("{}:{}", serde_json::Value::String(key.to_owned()), carrier.json_object());
-    let mut out = Vec::with_capacity(json.len() + member.len() + 1);
+    // The reserved member, written straight into the new text (key escaped as JSON).
+    let mut out = Vec::with_capacity(json.len() + key.len() + carrier.json_object_len() + 4);
     out.extend_from_slice(json.get(..=open).unwrap_or_default());
-    out.extend_from_slice(member.as_bytes());
+    if write_json_string(&mut out, key).is_err() {
+        return JsonInsert::NotObject;
+    }
+    out.push(b':');
+    if carrier.write_json_object(&mut out).is_err() {
+        return JsonInsert::NotObject;
+    }
     if scan.members > 0 {
         out.push(b',');
     }
@@ -227,7 +284,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
     fn carrier() -> Carrier {
         let sc = SpanContext::new(
@@ -247,6 +304,35 @@ mod tests {
         assert_eq!(c.xray, "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1");
         assert_eq!(c.tracestate, None);
         assert_eq!(c.fields().count(), 1);
+    }
+
+    #[test]
+    fn carrier_with_trace_state() {
+        let sc = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::from_key_value([("vendor", "v1")]).unwrap(),
+        );
+        let c = Carrier::from_span_context(&sc).unwrap();
+        assert_eq!(c.tracestate.as_deref(), Some("vendor=v1"));
+        assert!(c.xray.starts_with("Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1"));
+        assert_eq!(c.fields().count(), 2);
+        let JsonInsert::Inserted(out) = insert_reserved(br#"{"a":1}"#, "_ft", &c) else { panic!("not inserted") };
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["_ft"]["traceparent"], c.traceparent.as_str());
+        assert_eq!(value["_ft"]["tracestate"], "vendor=v1");
+        assert_eq!(value["a"], 1);
+    }
+
+    #[test]
+    fn json_strings_are_escaped_when_needed() {
+        for text in ["plain", "", "a\"b\\c\n\u{1}", "é"] {
+            let mut out = Vec::new();
+            write_json_string(&mut out, text).unwrap();
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]
@@ -274,7 +360,7 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
     use proptest::prelude::*;
     use serde_json::Value;
 

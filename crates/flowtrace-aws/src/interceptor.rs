@@ -19,6 +19,7 @@ use opentelemetry::trace::{SpanKind, SpanRef, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use std::borrow::Cow;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The instrumentation scope of flowtrace-aws spans.
@@ -90,6 +91,92 @@ fn tracer() -> BoxedTracer {
     global::tracer(SCOPE)
 }
 
+/// Room for the attributes a span gets at its start and its end (18 for a Kinesis
+/// `PutRecord`), so that they never grow; and small enough (18 × 56 bytes) for the allocator's
+/// fast path.
+const ATTRIBUTES_CAPACITY: usize = 18;
+
+/// How many operation names and regions are kept (leaked) for reuse; beyond this, names are
+/// allocated per call. A process calls a bounded set of operations (the SDK's own constants)
+/// in a few regions, so this is never reached in practice.
+const MAX_INTERNED: usize = 1024;
+
+/// One operation's names, kept for the life of the process.
+#[derive(Debug, Clone, Copy)]
+struct Interned {
+    service: &'static str,
+    operation: &'static str,
+    span_name: &'static str,
+}
+
+static OPERATIONS: RwLock<Vec<Interned>> = RwLock::new(Vec::new());
+static REGIONS: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+
+fn leak(text: &str) -> &'static str {
+    Box::leak(text.to_owned().into_boxed_str())
+}
+
+/// The names a span uses for an operation: shared, without allocating, once the operation has
+/// been seen.
+struct Names {
+    service: Cow<'static, str>,
+    operation: Cow<'static, str>,
+    /// `Service.Operation`.
+    span_name: Cow<'static, str>,
+}
+
+impl Names {
+    fn of(service: &str, operation: &str) -> Self {
+        let find = |list: &[Interned]| list.iter().find(|n| n.operation == operation && n.service == service).copied();
+        let interned = OPERATIONS.read().ok().and_then(|list| find(&list)).or_else(|| {
+            let mut list = OPERATIONS.write().ok()?;
+            if let Some(found) = find(&list) {
+                return Some(found);
+            }
+            if list.len() >= MAX_INTERNED {
+                return None;
+            }
+            let names = Interned {
+                service: leak(service),
+                operation: leak(operation),
+                span_name: leak(&format!("{service}.{operation}")),
+            };
+            list.push(names);
+            Some(names)
+        });
+        match interned {
+            Some(names) => Self {
+                service: Cow::Borrowed(names.service),
+                operation: Cow::Borrowed(names.operation),
+                span_name: Cow::Borrowed(names.span_name),
+            },
+            None => Self {
+                service: Cow::Owned(service.to_owned()),
+                operation: Cow::Owned(operation.to_owned()),
+                span_name: Cow::Owned(format!("{service}.{operation}")),
+            },
+        }
+    }
+}
+
+/// The region's name, shared without allocating once seen.
+fn interned_region(region: &str) -> Cow<'static, str> {
+    let find = |list: &[&'static str]| list.iter().find(|r| **r == region).copied();
+    let interned = REGIONS.read().ok().and_then(|list| find(&list)).or_else(|| {
+        let mut list = REGIONS.write().ok()?;
+        if let Some(found) = find(&list) {
+            return Some(found);
+        }
+        if list.len() >= MAX_INTERNED {
+            return None;
+        }
+        let region = leak(region);
+        list.push(region);
+        Some(region)
+    });
+    interned.map_or_else(|| Cow::Owned(region.to_owned()), Cow::Borrowed)
+}
+
 // Tells the orchestrator which hooks are overridden, so the others cost nothing.
 #[dyn_dispatch_hint]
 impl Intercept for FlowtraceInterceptor {
@@ -105,30 +192,31 @@ impl Intercept for FlowtraceInterceptor {
     ) -> Result<(), BoxError> {
         // The first hook where the operation's metadata and region are in the config bag
         // (client interceptors' `read_before_execution` runs before they are).
-        let (service_name, operation) = match cfg.load::<Metadata>() {
-            Some(metadata) => (metadata.service().to_owned(), metadata.name().to_owned()),
-            None => ("AWS".to_owned(), "Unknown".to_owned()),
+        let names = match cfg.load::<Metadata>() {
+            Some(metadata) => Names::of(metadata.service(), metadata.name()),
+            None => Names::of("AWS", "Unknown"),
         };
-        let service = services::Known::from_service(&service_name);
-        let region = cfg.load::<Region>().map(|region| region.as_ref().to_owned());
-        let mut attributes = Vec::with_capacity(16);
+        let service = services::Known::from_service(&names.service);
+        let region = cfg.load::<Region>().map(|region| interned_region(region.as_ref()));
+        let mut attributes = Vec::with_capacity(ATTRIBUTES_CAPACITY);
         attributes.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, RPC_SYSTEM_AWS));
         // The AWS SDK conventions still use the older `rpc.system` and `rpc.service`.
         #[allow(deprecated)]
         {
             attributes.push(KeyValue::new(semconv::RPC_SYSTEM, RPC_SYSTEM_AWS));
-            attributes.push(KeyValue::new(semconv::RPC_SERVICE, service_name.clone()));
+            attributes.push(KeyValue::new(semconv::RPC_SERVICE, names.service.clone()));
         }
-        attributes.push(KeyValue::new(semconv::RPC_METHOD, operation.clone()));
+        attributes.push(KeyValue::new(semconv::RPC_METHOD, names.operation.clone()));
         if let Some(region) = region.clone() {
             attributes.push(KeyValue::new(attr::AWS_REGION, region));
         }
-        let request = services::Request { operation: &operation, region: region.as_deref(), config: &self.config };
+        let request =
+            services::Request { operation: &names.operation, region: region.as_deref(), config: &self.config };
         let kind = services::describe(service, context.input(), &request, &mut attributes);
         let tracer = tracer();
         let parent = Context::current();
         let span = tracer
-            .span_builder(format!("{service_name}.{operation}"))
+            .span_builder(names.span_name)
             .with_kind(kind.unwrap_or(SpanKind::Client))
             .with_attributes(attributes)
             .start_with_context(&tracer, &parent);
@@ -175,17 +263,15 @@ impl Intercept for FlowtraceInterceptor {
             return Ok(());
         };
         let span = state.cx.span();
-        span.set_attribute(KeyValue::new(attr::AWS_ATTEMPTS, i64::from(state.attempts.load(Ordering::Relaxed))));
+        let attempts = KeyValue::new(attr::AWS_ATTEMPTS, i64::from(state.attempts.load(Ordering::Relaxed)));
         let response = context.response();
-        if let Some(response) = response {
-            span.set_attribute(KeyValue::new(
-                semconv::HTTP_RESPONSE_STATUS_CODE,
-                i64::from(response.status().as_u16()),
-            ));
-            if let Some(request_id) = request_id(response) {
-                span.set_attribute(KeyValue::new(semconv::AWS_REQUEST_ID, StringValue::from(request_id.to_owned())));
-            }
-        }
+        let status = response
+            .map(|response| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(response.status().as_u16())));
+        let id = response
+            .and_then(request_id)
+            .map(|id| KeyValue::new(semconv::AWS_REQUEST_ID, StringValue::from(id.to_owned())));
+        // One call (one lock of the span) for the three.
+        span.set_attributes([Some(attempts), status, id].into_iter().flatten());
         match context.output_or_error() {
             Some(Ok(output)) => services::record_output(state.service, output, &span, &self.config),
             Some(Err(error)) => record_error(&span, error, response),
@@ -297,6 +383,20 @@ mod tests {
             response.headers_mut().insert((*name).to_owned(), (*value).to_owned());
         }
         response
+    }
+
+    #[test]
+    fn names_are_interned() {
+        let first = Names::of("SQS", "SendMessage");
+        assert_eq!(first.span_name, "SQS.SendMessage");
+        assert_eq!((first.service.as_ref(), first.operation.as_ref()), ("SQS", "SendMessage"));
+        let again = Names::of("SQS", "SendMessage");
+        assert!(matches!(again.span_name, Cow::Borrowed(_)));
+        assert!(std::ptr::eq(first.span_name.as_ref(), again.span_name.as_ref()), "kept once");
+        assert_eq!(Names::of("SNS", "SendMessage").span_name, "SNS.SendMessage");
+        let region = interned_region("eu-west-3");
+        assert_eq!(region, "eu-west-3");
+        assert!(std::ptr::eq(region.as_ref(), interned_region("eu-west-3").as_ref()));
     }
 
     #[test]

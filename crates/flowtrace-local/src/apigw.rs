@@ -6,9 +6,10 @@
 //! `traceparent` when there is one, and passes its own context on to the function in the
 //! request headers, as a traced proxy in front of API Gateway would.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use flowtrace_sam::events::match_route_path;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -54,14 +55,13 @@ impl Route {
 pub struct Matched<'a> {
     /// The route.
     pub route: &'a Route,
-    /// `{name}` → the path segment(s) it matched.
-    pub path_parameters: HashMap<String, String>,
+    /// `{name}` → the path segment(s) it matched, decoded.
+    pub path_parameters: BTreeMap<String, String>,
 }
 
-/// The route for `method path`: exact paths first, then templates, greedy `{proxy+}` last;
-/// a route with the exact method before `ANY`.
+/// The route for `method path`, as API Gateway picks it: exact paths first, then templates,
+/// then greedy `{proxy+}`, then `$default`; a route with the exact method before `ANY`.
 pub fn match_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<Matched<'a>> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut best: Option<(u32, Matched<'a>)> = None;
     for route in routes {
         let method_rank = if route.method.eq_ignore_ascii_case(method) {
@@ -71,40 +71,25 @@ pub fn match_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<
         } else {
             continue;
         };
-        let Some((shape_rank, path_parameters)) = match_path(&route.path, &segments) else { continue };
+        let (shape_rank, path_parameters) = if route.path == "$default" {
+            (3, BTreeMap::new())
+        } else {
+            let Some(parameters) = match_route_path(&route.path, path) else { continue };
+            let shape = if route.path.contains("+}") {
+                2
+            } else if route.path.contains('{') {
+                1
+            } else {
+                0
+            };
+            (shape, parameters)
+        };
         let rank = shape_rank * 2 + method_rank;
         if best.as_ref().is_none_or(|(best_rank, _)| rank < *best_rank) {
             best = Some((rank, Matched { route, path_parameters }));
         }
     }
     best.map(|(_, matched)| matched)
-}
-
-/// 0 for an exact path, 1 with `{params}`, 2 with a greedy `{proxy+}`.
-fn match_path(template: &str, segments: &[&str]) -> Option<(u32, HashMap<String, String>)> {
-    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-    let mut parameters = HashMap::new();
-    let mut rank = 0;
-    for (i, part) in parts.iter().enumerate() {
-        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
-            if i >= segments.len() || segments[i..].iter().all(|s| s.is_empty()) {
-                return None;
-            }
-            parameters.insert(name.to_owned(), segments[i..].join("/"));
-            return Some((2, parameters));
-        }
-        let segment = segments.get(i)?;
-        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            if segment.is_empty() {
-                return None;
-            }
-            parameters.insert(name.to_owned(), (*segment).to_owned());
-            rank = 1;
-        } else if part != segment {
-            return None;
-        }
-    }
-    (parts.len() == segments.len()).then_some((rank, parameters))
 }
 
 /// The gateway's span for one request.
@@ -258,6 +243,9 @@ mod tests {
         assert_eq!(match_route(&routes[1..], "GET", "/posts").map(|m| m.route.function.clone()), None);
         assert_eq!(match_route(&routes[1..], "GET", "/posts/").map(|m| m.route.function.clone()), None);
         assert_eq!(match_route(&routes[1..], "PUT", "/new_post").map(|m| m.route.function.clone()), None);
+        let with_default = [route("ANY", "$default"), route("GET", "/posts/{id}")];
+        assert_eq!(match_route(&with_default, "GET", "/posts/a%20b").unwrap().path_parameters["id"], "a b");
+        assert_eq!(match_route(&with_default, "PUT", "/anything").unwrap().route.function, "ANY$default");
     }
 
     #[test]

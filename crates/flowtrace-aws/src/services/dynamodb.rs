@@ -6,7 +6,7 @@
 
 use super::{Request, Undo, string_array};
 use crate::config::{Config, table_name};
-use crate::inject::{Carrier, Skip, skipped};
+use crate::inject::{Carrier, Skip, TRACEPARENT, TRACESTATE, skipped};
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::create_table::{CreateTableInput, CreateTableOutput};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
@@ -21,11 +21,11 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
 use flowtrace_contract::{DynamoDbKeyValue, attr, dynamodb_item_key_hash};
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, SpanRef};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// `db.system.name` for DynamoDB.
 const SYSTEM: &str = "aws.dynamodb";
@@ -42,34 +42,31 @@ fn learned() -> &'static RwLock<HashMap<String, Vec<String>>> {
     LEARNED.get_or_init(|| RwLock::new(HashMap::new()))
 }
 
-fn learn(table: &str, mut names: Vec<String>) {
-    names.sort();
+fn learn<'a>(table: &str, names: impl Iterator<Item = &'a str>) {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
     let table = table_name(table);
-    let known = learned().read().ok().and_then(|map| map.get(table).map(|k| *k == names));
+    // Already known (every call after the first): no copies.
+    let known = learned()
+        .read()
+        .ok()
+        .and_then(|map| map.get(table).map(|k| k.iter().map(String::as_str).eq(names.iter().copied())));
     if known != Some(true)
         && let Ok(mut map) = learned().write()
     {
-        map.insert(table.to_owned(), names);
+        map.insert(table.to_owned(), names.into_iter().map(str::to_owned).collect());
     }
 }
 
 fn learn_schema(table: Option<&str>, schema: Option<&[KeySchemaElement]>) {
     if let (Some(table), Some(schema)) = (table, schema) {
-        learn(table, schema.iter().map(|k| k.attribute_name.clone()).collect());
+        learn(table, schema.iter().map(|k| k.attribute_name.as_str()));
     }
 }
 
-/// The key attribute names of `table`: configured, else learned.
-fn key_names(table: &str, config: &Config) -> Option<Vec<String>> {
-    if let Some(names) = config.key_schema(table) {
-        return Some(names.to_vec());
-    }
-    learned().read().ok()?.get(table_name(table)).cloned()
-}
-
-/// The key hash of a `Key` map.
-fn key_hash(table: &str, key: &Item) -> Option<String> {
-    let mut parts = Vec::with_capacity(key.len());
+/// The hash of `key`'s attributes, when they are all scalars (and there is at least one).
+fn hash_of<'a>(table: &str, key: impl Iterator<Item = (&'a str, &'a AttributeValue)>) -> Option<String> {
+    let mut parts = Vec::with_capacity(2);
     for (name, value) in key {
         let value = match value {
             AttributeValue::S(s) => DynamoDbKeyValue::S(s),
@@ -77,52 +74,65 @@ fn key_hash(table: &str, key: &Item) -> Option<String> {
             AttributeValue::B(b) => DynamoDbKeyValue::B(b.as_ref()),
             _ => return None,
         };
-        parts.push((name.as_str(), value));
+        parts.push((name, value));
     }
     (!parts.is_empty()).then(|| dynamodb_item_key_hash(table, parts))
 }
 
-/// The key hash of a whole item, when the table's key attributes are known.
+/// The key hash of a `Key` map.
+fn key_hash(table: &str, key: &Item) -> Option<String> {
+    hash_of(table, key.iter().map(|(name, value)| (name.as_str(), value)))
+}
+
+/// The key hash of a whole item, when the table's key attributes are known (configured, else
+/// learned) and all in the item.
 fn item_hash(table: &str, item: &Item, config: &Config) -> Option<String> {
-    let names = key_names(table, config)?;
-    let key: Item = names.iter().map(|n| item.get(n).map(|v| (n.clone(), v.clone()))).collect::<Option<_>>()?;
-    key_hash(table, &key)
+    let of_names = |names: &[String]| {
+        let key: Vec<(&str, &AttributeValue)> =
+            names.iter().map(|name| item.get(name).map(|value| (name.as_str(), value))).collect::<Option<_>>()?;
+        hash_of(table, key.into_iter())
+    };
+    if let Some(names) = config.key_schema(table) {
+        return of_names(names);
+    }
+    let learned = learned().read().ok()?;
+    of_names(learned.get(table_name(table))?)
 }
 
 fn key_from(table: &str, key: &Item) -> Option<String> {
-    learn(table, key.keys().cloned().collect());
+    learn(table, key.keys().map(String::as_str));
     key_hash(table, key)
 }
 
 pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Vec<KeyValue>) -> Option<SpanKind> {
     let config = request.config;
-    let mut tables: Vec<String> = Vec::new();
+    let mut tables: Vec<&str> = Vec::new();
     let mut hashes: Vec<String> = Vec::new();
     if let Some(input) = input.downcast_ref::<PutItemInput>() {
         if let Some(table) = input.table_name.as_deref() {
-            tables.push(table.to_owned());
+            tables.push(table);
             hashes.extend(input.item.as_ref().and_then(|item| item_hash(table, item, config)));
         }
     } else if let Some(input) = input.downcast_ref::<UpdateItemInput>() {
         if let Some(table) = input.table_name.as_deref() {
-            tables.push(table.to_owned());
+            tables.push(table);
             hashes.extend(input.key.as_ref().and_then(|key| key_from(table, key)));
         }
     } else if let Some(input) = input.downcast_ref::<DeleteItemInput>() {
         if let Some(table) = input.table_name.as_deref() {
-            tables.push(table.to_owned());
+            tables.push(table);
             hashes.extend(input.key.as_ref().and_then(|key| key_from(table, key)));
         }
     } else if let Some(input) = input.downcast_ref::<GetItemInput>() {
         if let Some(table) = input.table_name.as_deref() {
-            tables.push(table.to_owned());
+            tables.push(table);
             if let Some(key) = input.key.as_ref() {
-                learn(table, key.keys().cloned().collect());
+                learn(table, key.keys().map(String::as_str));
             }
         }
     } else if let Some(input) = input.downcast_ref::<BatchWriteItemInput>() {
         for (table, requests) in input.request_items.iter().flatten() {
-            tables.push(table.clone());
+            tables.push(table);
             for request in requests {
                 if let Some(put) = &request.put_request {
                     hashes.extend(item_hash(table, &put.item, config));
@@ -135,33 +145,40 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     } else if let Some(input) = input.downcast_ref::<TransactWriteItemsInput>() {
         for item in input.transact_items.iter().flatten() {
             if let Some(put) = &item.put {
-                tables.push(put.table_name.clone());
+                tables.push(&put.table_name);
                 hashes.extend(item_hash(&put.table_name, &put.item, config));
             }
             if let Some(update) = &item.update {
-                tables.push(update.table_name.clone());
+                tables.push(&update.table_name);
                 hashes.extend(key_from(&update.table_name, &update.key));
             }
             if let Some(delete) = &item.delete {
-                tables.push(delete.table_name.clone());
+                tables.push(&delete.table_name);
                 hashes.extend(key_from(&delete.table_name, &delete.key));
             }
             if let Some(check) = &item.condition_check {
-                tables.push(check.table_name.clone());
+                tables.push(&check.table_name);
             }
         }
     } else if let Some(input) = input.downcast_ref::<CreateTableInput>() {
         learn_schema(input.table_name.as_deref(), input.key_schema.as_deref());
-        tables.extend(input.table_name.clone());
+        tables.extend(input.table_name.as_deref());
     }
     attributes.push(KeyValue::new(semconv::DB_SYSTEM_NAME, SYSTEM));
-    attributes.push(KeyValue::new(semconv::DB_OPERATION_NAME, request.operation.to_owned()));
+    attributes.push(KeyValue::new(semconv::DB_OPERATION_NAME, request.operation.clone()));
     tables.sort();
     tables.dedup();
     if let [table] = tables.as_slice() {
-        attributes.push(KeyValue::new(semconv::DB_COLLECTION_NAME, table_name(table).to_owned()));
-    }
-    if !tables.is_empty() {
+        // One table (the common case): its name shared by both attributes when it is no ARN.
+        let name = table_name(table);
+        let shared: Arc<str> = Arc::from(name);
+        let raw = if name.len() == table.len() { Arc::clone(&shared) } else { Arc::from(*table) };
+        attributes.push(KeyValue::new(semconv::DB_COLLECTION_NAME, shared));
+        attributes.push(KeyValue::new(
+            semconv::AWS_DYNAMODB_TABLE_NAMES,
+            Value::Array(Array::String(vec![StringValue::from(raw)])),
+        ));
+    } else if !tables.is_empty() {
         attributes.push(KeyValue::new(semconv::AWS_DYNAMODB_TABLE_NAMES, string_array(tables)));
     }
     match hashes.len() {
@@ -172,13 +189,23 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     Some(SpanKind::Client)
 }
 
-pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>, config: &Config) -> Undo {
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<PutItemInput>().is_some()
+        || input.downcast_ref::<UpdateItemInput>().is_some()
+        || input.downcast_ref::<BatchWriteItemInput>().is_some()
+        || input.downcast_ref::<TransactWriteItemsInput>().is_some()
+}
+
+pub(crate) fn inject(input: &mut Input, carrier: Carrier, span: &SpanRef<'_>, config: &Config) -> Undo {
     let key = config.reserved_key();
     let value = reserved_value(carrier);
     let mut undo = Undo::default();
     if let Some(input) = input.downcast_mut::<PutItemInput>() {
-        if let (Some(table), Some(item)) = (input.table_name.as_deref(), input.item.as_mut()) {
-            put_into(item, table, key, &value, span, config, None);
+        if let (Some(table), Some(item)) = (input.table_name.as_deref(), input.item.as_mut())
+            && may_put(item, table, key, &value, span, config, None)
+        {
+            item.insert(key.to_owned(), value);
         }
     } else if let Some(input) = input.downcast_mut::<UpdateItemInput>() {
         let Some(table) = input.table_name.as_deref() else {
@@ -232,7 +259,9 @@ pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>, c
             for (index, request) in requests.iter_mut().enumerate() {
                 if let Some(put) = request.put_request.as_mut() {
                     let entry = Some(format!("{table}[{index}]"));
-                    put_into(&mut put.item, table, key, &value, span, config, entry);
+                    if may_put(&put.item, table, key, &value, span, config, entry) {
+                        put.item.insert(key.to_owned(), value.clone());
+                    }
                 }
             }
         }
@@ -240,7 +269,9 @@ pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>, c
         for (index, item) in input.transact_items.iter_mut().flatten().enumerate() {
             let entry = Some(index.to_string());
             if let Some(put) = item.put.as_mut() {
-                put_into(&mut put.item, &put.table_name, key, &value, span, config, entry);
+                if may_put(&put.item, &put.table_name, key, &value, span, config, entry) {
+                    put.item.insert(key.to_owned(), value.clone());
+                }
             } else if let Some(update) = item.update.as_mut() {
                 if !config.injects_into_table(&update.table_name) {
                     skipped(span, Skip::TableExcluded, entry);
@@ -275,32 +306,39 @@ pub(crate) fn remove_reserved_from_output(output: &mut Output, config: &Config) 
     }
 }
 
-/// The reserved attribute's value: `{"M": {"traceparent": {"S": ...}, "tracestate": ...}}`.
-fn reserved_value(carrier: &Carrier) -> AttributeValue {
-    AttributeValue::M(
-        carrier.fields().map(|(name, value)| (name.to_owned(), AttributeValue::S(value.to_owned()))).collect(),
-    )
+/// The reserved attribute's value: `{"M": {"traceparent": {"S": ...}, "tracestate": ...}}`
+/// (the carrier's strings move into it).
+fn reserved_value(carrier: Carrier) -> AttributeValue {
+    let mut map = HashMap::with_capacity(if carrier.tracestate.is_some() { 2 } else { 1 });
+    map.insert(TRACEPARENT.to_owned(), AttributeValue::S(carrier.traceparent));
+    if let Some(state) = carrier.tracestate {
+        map.insert(TRACESTATE.to_owned(), AttributeValue::S(state));
+    }
+    AttributeValue::M(map)
 }
 
-/// Adds the reserved attribute to a whole item (`PutItem`, batch and transaction puts).
-fn put_into(
-    item: &mut Item,
+/// Whether the reserved attribute may be added to a whole item (`PutItem`, batch and
+/// transaction puts); when not, the span says why.
+fn may_put(
+    item: &Item,
     table: &str,
     key: &str,
     value: &AttributeValue,
     span: &SpanRef<'_>,
     config: &Config,
     entry: Option<String>,
-) {
-    if !config.injects_into_table(table) {
-        skipped(span, Skip::TableExcluded, entry);
+) -> bool {
+    let reason = if !config.injects_into_table(table) {
+        Skip::TableExcluded
     } else if item.contains_key(key) {
-        skipped(span, Skip::AlreadyPresent, entry);
+        Skip::AlreadyPresent
     } else if item_size(item) + key.len() + value_size(value) > MAX_ITEM_BYTES {
-        skipped(span, Skip::TooLarge, entry);
+        Skip::TooLarge
     } else {
-        item.insert(key.to_owned(), value.clone());
-    }
+        return true;
+    };
+    skipped(span, reason, entry);
+    false
 }
 
 /// An upper bound of the size DynamoDB counts for an item (names plus values).

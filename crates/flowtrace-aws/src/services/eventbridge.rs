@@ -33,7 +33,7 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     buses.sort_unstable();
     buses.dedup();
     attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"));
-    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.to_owned()));
+    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.clone()));
     if let [bus] = buses.as_slice() {
         attributes.push(KeyValue::new(attr::EVENTBRIDGE_EVENT_BUS, (*bus).to_owned()));
         attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, (*bus).to_owned()));
@@ -52,6 +52,11 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
         attributes.push(KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, count(entries.len())));
     }
     Some(SpanKind::Producer)
+}
+
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<PutEventsInput>().is_some()
 }
 
 pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>, config: &Config) {

@@ -12,6 +12,7 @@ use flowtrace_contract::attr;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, SpanRef};
 use opentelemetry_semantic_conventions::attribute as semconv;
+use std::sync::Arc;
 
 /// `messaging.system` for Kinesis (the consumer side uses the same value).
 const SYSTEM: &str = "aws_kinesis";
@@ -41,10 +42,11 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     let stream = name.or_else(|| arn.and_then(stream_name_from_arn));
     attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, SYSTEM));
     attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"));
-    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.to_owned()));
+    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.clone()));
     if let Some(stream) = stream {
-        attributes.push(KeyValue::new(semconv::AWS_KINESIS_STREAM_NAME, stream.to_owned()));
-        attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, stream.to_owned()));
+        let stream: Arc<str> = Arc::from(stream);
+        attributes.push(KeyValue::new(semconv::AWS_KINESIS_STREAM_NAME, Arc::clone(&stream)));
+        attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, stream));
     }
     if let Some(key) = partition_key {
         attributes.push(KeyValue::new(attr::KINESIS_PARTITION_KEY, key.to_owned()));
@@ -53,6 +55,11 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
         attributes.push(KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, count(batch)));
     }
     Some(SpanKind::Producer)
+}
+
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<PutRecordInput>().is_some() || input.downcast_ref::<PutRecordsInput>().is_some()
 }
 
 pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>, config: &Config) {
@@ -114,10 +121,15 @@ fn inject_record(
 
 pub(crate) fn record_output(output: &Output, span: &SpanRef<'_>) {
     if let Some(output) = output.downcast_ref::<PutRecordOutput>() {
-        span.set_attribute(KeyValue::new(semconv::MESSAGING_MESSAGE_ID, output.sequence_number.clone()));
-        span.set_attribute(KeyValue::new(attr::KINESIS_SEQUENCE_NUMBER, output.sequence_number.clone()));
-        span.set_attribute(KeyValue::new(attr::KINESIS_SHARD_ID, output.shard_id.clone()));
-        span.set_attribute(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, output.shard_id.clone()));
+        // One shared copy of each value for the two attributes that carry it.
+        let sequence_number: Arc<str> = Arc::from(output.sequence_number.as_str());
+        let shard_id: Arc<str> = Arc::from(output.shard_id.as_str());
+        span.set_attributes([
+            KeyValue::new(semconv::MESSAGING_MESSAGE_ID, Arc::clone(&sequence_number)),
+            KeyValue::new(attr::KINESIS_SEQUENCE_NUMBER, sequence_number),
+            KeyValue::new(attr::KINESIS_SHARD_ID, Arc::clone(&shard_id)),
+            KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, shard_id),
+        ]);
     } else if let Some(output) = output.downcast_ref::<PutRecordsOutput>() {
         let sequence_numbers = output.records.iter().map(|r| r.sequence_number.clone().unwrap_or_default());
         let shard_ids = output.records.iter().map(|r| r.shard_id.clone().unwrap_or_default());

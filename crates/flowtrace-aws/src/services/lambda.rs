@@ -41,6 +41,11 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     Some(SpanKind::Client)
 }
 
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<InvokeInput>().is_some()
+}
+
 pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>) {
     let Some(input) = input.downcast_mut::<InvokeInput>() else {
         return;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
 use opentelemetry::trace::{SpanKind, SpanRef};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+use std::borrow::Cow;
 
 /// The services flowtrace-aws knows more about than the generic span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,8 @@ impl Known {
 #[derive(Debug, Clone, Copy)]
 #[allow(dead_code)]
 pub(crate) struct Request<'a> {
-    pub(crate) operation: &'a str,
+    /// The operation's name (shared: cloning it does not allocate once the operation is known).
+    pub(crate) operation: &'a Cow<'static, str>,
     pub(crate) region: Option<&'a str>,
     pub(crate) config: &'a Config,
 }
@@ -106,6 +108,25 @@ pub(crate) fn inject(service: Known, input: &mut Input, cx: &Context, config: &C
     if !config.injects(service_config) {
         return Undo::default();
     }
+    // Formatting the carrier is most of injection's own cost: only for calls that inject.
+    let injectable = match service {
+        #[cfg(feature = "sns")]
+        Known::Sns => sns::injectable(input),
+        #[cfg(feature = "sqs")]
+        Known::Sqs => sqs::injectable(input),
+        #[cfg(feature = "kinesis")]
+        Known::Kinesis => kinesis::injectable(input),
+        #[cfg(feature = "dynamodb")]
+        Known::DynamoDb => dynamodb::injectable(input),
+        #[cfg(feature = "eventbridge")]
+        Known::EventBridge => eventbridge::injectable(input),
+        #[cfg(feature = "lambda")]
+        Known::Lambda => lambda::injectable(input),
+        _ => false,
+    };
+    if !injectable {
+        return Undo::default();
+    }
     let Some(carrier) = crate::inject::Carrier::from_context(cx) else {
         return Undo::default();
     };
@@ -115,11 +136,11 @@ pub(crate) fn inject(service: Known, input: &mut Input, cx: &Context, config: &C
         #[cfg(feature = "sns")]
         Known::Sns => sns::inject(input, &carrier, &span),
         #[cfg(feature = "sqs")]
-        Known::Sqs => sqs::inject(input, &carrier, &span),
+        Known::Sqs => sqs::inject(input, carrier, &span),
         #[cfg(feature = "kinesis")]
         Known::Kinesis => kinesis::inject(input, &carrier, &span, config),
         #[cfg(feature = "dynamodb")]
-        Known::DynamoDb => return dynamodb::inject(input, &carrier, &span, config),
+        Known::DynamoDb => return dynamodb::inject(input, carrier, &span, config),
         #[cfg(feature = "eventbridge")]
         Known::EventBridge => eventbridge::inject(input, &carrier, &span, config),
         #[cfg(feature = "lambda")]

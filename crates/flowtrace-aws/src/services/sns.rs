@@ -31,7 +31,7 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     };
     attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, SYSTEM));
     attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"));
-    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.to_owned()));
+    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.clone()));
     if let Some(arn) = topic {
         attributes.push(KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, arn.to_owned()));
         attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, last_segment(arn, ':').to_owned()));
@@ -40,6 +40,11 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
         attributes.push(KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, count(batch)));
     }
     Some(SpanKind::Producer)
+}
+
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<PublishInput>().is_some() || input.downcast_ref::<PublishBatchInput>().is_some()
 }
 
 pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>) {
@@ -85,21 +90,21 @@ fn inject_message(
                 })
                 .sum()
         });
-    let fields = match crate::inject::attribute_fields_that_fit(
+    let n = match crate::inject::attribute_fields_that_fit(
         carrier,
         existing_count,
         size,
         MAX_ATTRIBUTES,
         MAX_MESSAGE_BYTES,
     ) {
-        Ok(fields) => fields,
+        Ok(n) => n,
         Err(reason) => {
             skipped(span, reason, entry);
             return;
         }
     };
     let map = attributes.get_or_insert_with(HashMap::new);
-    for (name, value) in fields {
+    for (name, value) in carrier.fields().take(n) {
         if let Ok(value) = MessageAttributeValue::builder().data_type("String").string_value(value).build() {
             map.insert(name.to_owned(), value);
         }

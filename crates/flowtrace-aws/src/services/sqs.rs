@@ -3,7 +3,7 @@
 //! attribute (X-Ray format), which counts against neither.
 
 use super::{Request, count, last_segment, string_array};
-use crate::inject::{Carrier, Skip, skipped};
+use crate::inject::{Carrier, Skip, TRACEPARENT, TRACESTATE, skipped};
 use aws_sdk_sqs::operation::receive_message::ReceiveMessageInput;
 use aws_sdk_sqs::operation::send_message::{SendMessageInput, SendMessageOutput};
 use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchInput, SendMessageBatchOutput};
@@ -13,6 +13,7 @@ use flowtrace_contract::attr;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, SpanRef};
 use opentelemetry_semantic_conventions::attribute as semconv;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// `messaging.system` for SQS.
@@ -38,7 +39,7 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     };
     attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, SYSTEM));
     attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation_type));
-    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.to_owned()));
+    attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, request.operation.clone()));
     if let Some(url) = queue_url {
         attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, url.to_owned()));
         attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, last_segment(url, '/').to_owned()));
@@ -49,10 +50,16 @@ pub(crate) fn describe(input: &Input, request: &Request<'_>, attributes: &mut Ve
     Some(kind)
 }
 
-pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>) {
+/// Whether `input` is a call this service injects into (the carrier is only formatted then).
+pub(crate) fn injectable(input: &Input) -> bool {
+    input.downcast_ref::<SendMessageInput>().is_some() || input.downcast_ref::<SendMessageBatchInput>().is_some()
+}
+
+pub(crate) fn inject(input: &mut Input, carrier: Carrier, span: &SpanRef<'_>) {
     if let Some(input) = input.downcast_mut::<SendMessageInput>() {
         let body = input.message_body.as_deref().map_or(0, str::len);
-        inject_message(body, &mut input.message_attributes, &mut input.message_system_attributes, carrier, span, None);
+        let (attributes, system_attributes) = (&mut input.message_attributes, &mut input.message_system_attributes);
+        inject_message(body, attributes, system_attributes, Cow::Owned(carrier), span, None);
     } else if let Some(input) = input.downcast_mut::<SendMessageBatchInput>() {
         for entry in input.entries.iter_mut().flatten() {
             let body = entry.message_body.len();
@@ -61,7 +68,7 @@ pub(crate) fn inject(input: &mut Input, carrier: &Carrier, span: &SpanRef<'_>) {
                 body,
                 &mut entry.message_attributes,
                 &mut entry.message_system_attributes,
-                carrier,
+                Cow::Borrowed(&carrier),
                 span,
                 id,
             );
@@ -74,44 +81,40 @@ fn inject_message(
     body_len: usize,
     attributes: &mut Option<Attributes>,
     system_attributes: &mut Option<SystemAttributes>,
-    carrier: &Carrier,
+    carrier: Cow<'_, Carrier>,
     span: &SpanRef<'_>,
     entry: Option<String>,
 ) {
     let trace_header_set =
         system_attributes.as_ref().is_some_and(|s| s.contains_key(&MessageSystemAttributeNameForSends::AwsTraceHeader));
+    let existing = attributes.as_ref();
+    let fitting = if existing.is_some_and(|a| a.keys().any(|k| k.eq_ignore_ascii_case(TRACEPARENT))) {
+        Err(Skip::AlreadyPresent)
+    } else {
+        let existing_count = existing.map_or(0, HashMap::len);
+        let size =
+            body_len + existing.map_or(0, |a| a.iter().map(|(name, value)| name.len() + attribute_size(value)).sum());
+        crate::inject::attribute_fields_that_fit(&carrier, existing_count, size, MAX_ATTRIBUTES, MAX_MESSAGE_BYTES)
+    };
+    // The carrier's strings move into the attributes (copied only for a batch's entries).
+    let Carrier { traceparent, tracestate, xray } = carrier.into_owned();
     if !trace_header_set
-        && let Ok(value) =
-            MessageSystemAttributeValue::builder().data_type("String").string_value(&carrier.xray).build()
+        && let Ok(value) = MessageSystemAttributeValue::builder().data_type("String").string_value(xray).build()
     {
         system_attributes
             .get_or_insert_with(HashMap::new)
             .insert(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
     }
-
-    let existing = attributes.as_ref();
-    if existing.is_some_and(|a| a.keys().any(|k| k.eq_ignore_ascii_case(crate::inject::TRACEPARENT))) {
-        skipped(span, Skip::AlreadyPresent, entry);
-        return;
-    }
-    let existing_count = existing.map_or(0, HashMap::len);
-    let size =
-        body_len + existing.map_or(0, |a| a.iter().map(|(name, value)| name.len() + attribute_size(value)).sum());
-    let fields = match crate::inject::attribute_fields_that_fit(
-        carrier,
-        existing_count,
-        size,
-        MAX_ATTRIBUTES,
-        MAX_MESSAGE_BYTES,
-    ) {
-        Ok(fields) => fields,
+    let n = match fitting {
+        Ok(n) => n,
         Err(reason) => {
             skipped(span, reason, entry);
             return;
         }
     };
-    let map = attributes.get_or_insert_with(HashMap::new);
-    for (name, value) in fields {
+    let map = attributes.get_or_insert_with(|| HashMap::with_capacity(n));
+    let fields = std::iter::once((TRACEPARENT, traceparent)).chain(tracestate.map(|state| (TRACESTATE, state)));
+    for (name, value) in fields.take(n) {
         if let Ok(value) = MessageAttributeValue::builder().data_type("String").string_value(value).build() {
             map.insert(name.to_owned(), value);
         }

@@ -67,7 +67,7 @@ demo-deps:
 # All features, so every AWS service's moto tests run.
 unit-tests:
 	FLOWTRACE_REQUIRE_PYTHON=1 FLOWTRACE_REQUIRE_CHROMIUM=1 \
-		$(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
+		$(CARGO) test --workspace --all-features --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 # The blog site (template.yaml) under `flowtrace local`; writes target/flowtrace/spans.jsonl
 # and target/flowtrace/report.html. FLOWTRACE_DEMO_VERBOSE=1 shows the functions' logs.

@@ -973,6 +973,42 @@ fn json_response(status: u16, body: &Value) -> Response {
 mod tests {
     use super::*;
 
+    /// SAM's `SqsSubscription` with a `FilterPolicy`: only matching notifications reach the
+    /// function's queue (moto applies the policy, as SNS does).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sns_subscriptions_go_through_a_queue_and_honour_the_filter_policy() {
+        let moto = MotoClient { moto: Arc::new(Moto::start().await.unwrap()) };
+        let topic = moto.moto.create_topic("posts").await.unwrap();
+        let policy = json!({"kind": ["new"]});
+        let (queue_url, subscription) =
+            moto.subscribe_through_queue(&topic, "posts-to-fn", Some(&policy)).await.unwrap();
+        assert!(subscription.starts_with(&topic), "{subscription}");
+        for (message, kind) in [("skipped", "edit"), ("delivered", "new")] {
+            moto.moto
+                .query(
+                    "sns",
+                    &[
+                        ("Action", "Publish"),
+                        ("TopicArn", &topic),
+                        ("Message", message),
+                        ("MessageAttributes.entry.1.Name", "kind"),
+                        ("MessageAttributes.entry.1.Value.DataType", "String"),
+                        ("MessageAttributes.entry.1.Value.StringValue", kind),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        let messages = moto.receive(&queue_url, 10).await.unwrap();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        let envelope: Value = serde_json::from_str(&messages[0].body).unwrap();
+        assert_eq!(envelope["Message"], "delivered");
+        let event = events::sns_event(&envelope, &subscription);
+        assert_eq!(event["Records"][0]["Sns"]["MessageAttributes"]["kind"]["Value"], "new", "{event}");
+        moto.delete(&queue_url, &messages[0].receipt_handle).await.unwrap();
+        assert!(moto.receive(&queue_url, 10).await.unwrap().is_empty());
+    }
+
     #[test]
     fn queue_urls_come_from_arns() {
         assert_eq!(

@@ -266,6 +266,33 @@ impl LocalApp {
                         }
                         format!("DynamoDB {stream_arn} (batch {batch_size})")
                     }
+                    EventKind::Schedule { schedule, input, enabled } if *enabled => {
+                        let Some(period) = rate(schedule) else {
+                            eprintln!(
+                                "flowtrace local: {}: schedule {schedule:?} is not driven locally (only rate(...) is); invoke it with --invoke",
+                                function.logical_id
+                            );
+                            continue;
+                        };
+                        let input = match input {
+                            Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| {
+                                Error::Process(format!("{}: schedule Input is not JSON: {e}", function.logical_id))
+                            })?),
+                            None => None,
+                        };
+                        let rule_arn = format!(
+                            "arn:aws:events:{MOTO_REGION}:{MOTO_ACCOUNT}:rule/{}-{}",
+                            function.logical_id, event.name
+                        );
+                        tasks.push(tokio::spawn(run_schedule(
+                            Arc::clone(&host),
+                            rule_arn,
+                            input,
+                            period,
+                            stopped.clone(),
+                        )));
+                        format!("Schedule {schedule}")
+                    }
                     other => {
                         eprintln!(
                             "flowtrace local: {}: event {} ({other:?}) is not driven locally; invoke it with --invoke",
@@ -735,6 +762,44 @@ async fn poll_sqs(
     }
 }
 
+/// The period of a `rate(N minute|minutes|hour|hours|day|days)` schedule; `None` for anything
+/// else (`cron(...)` is not driven locally).
+fn rate(schedule: &str) -> Option<Duration> {
+    let inner = schedule.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (count, unit) = inner.trim().split_once(char::is_whitespace)?;
+    let count: u64 = count.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count.checked_mul(seconds)?))
+}
+
+/// Invokes the function every `period`, the first time one period after start, as
+/// EventBridge Scheduler does for a new rate schedule.
+async fn run_schedule(
+    host: Arc<FunctionHost>,
+    rule_arn: String,
+    input: Option<Value>,
+    period: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    while keep_going(&mut stopped, period).await {
+        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let event = events::schedule_event(&rule_arn, &id, now_millis(), input.as_ref());
+        match host.invoke(event).await {
+            Ok(invocation) => {
+                if let Some(why) = failure(&invocation) {
+                    eprintln!("flowtrace local: {} {why} on its schedule {rule_arn}", host.name());
+                }
+            }
+            Err(error) => eprintln!("flowtrace local: {}: {error}", host.name()),
+        }
+    }
+}
+
 /// A shard being read, and where.
 #[derive(Debug)]
 struct StreamShard {
@@ -1007,6 +1072,19 @@ mod tests {
         assert_eq!(event["Records"][0]["Sns"]["MessageAttributes"]["kind"]["Value"], "new", "{event}");
         moto.delete(&queue_url, &messages[0].receipt_handle).await.unwrap();
         assert!(moto.receive(&queue_url, 10).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn rate_schedules_are_driven_and_others_are_not() {
+        assert_eq!(rate("rate(1 minute)"), Some(Duration::from_secs(60)));
+        assert_eq!(rate(" rate(5 minutes) "), Some(Duration::from_secs(300)));
+        assert_eq!(rate("rate(2 hours)"), Some(Duration::from_secs(7200)));
+        assert_eq!(rate("rate(1 day)"), Some(Duration::from_secs(86_400)));
+        for other in
+            ["cron(0 12 * * ? *)", "rate(0 minutes)", "rate(x minutes)", "rate(5 weeks)", "rate(5)", "", "rate("]
+        {
+            assert_eq!(rate(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -238,32 +238,36 @@ impl LocalApp {
                         )));
                         format!("SQS {queue_arn} (batch {batch_size})")
                     }
-                    EventKind::Kinesis { stream, starting_position, batch_size } => {
+                    EventKind::Kinesis { stream, batch_size, .. } => {
                         let stream_arn = resolve_required(&template, stream, &physical, &function.logical_id)?;
-                        for (shard_id, iterator) in client.kinesis_iterators(&stream_arn, starting_position).await? {
-                            tasks.push(tokio::spawn(poll_kinesis(
-                                Arc::clone(&shared),
-                                Arc::clone(&host),
-                                StreamShard { stream_arn: stream_arn.clone(), shard_id, iterator },
+                        tasks.extend(
+                            spawn_stream_pollers(
+                                &shared,
+                                &host,
+                                StreamKind::Kinesis,
+                                &stream_arn,
                                 *batch_size,
-                                options.poll_interval,
-                                stopped.clone(),
-                            )));
-                        }
+                                &options,
+                                &stopped,
+                            )
+                            .await?,
+                        );
                         format!("Kinesis {stream_arn} (batch {batch_size})")
                     }
-                    EventKind::DynamoDb { stream, starting_position, batch_size } => {
+                    EventKind::DynamoDb { stream, batch_size, .. } => {
                         let stream_arn = resolve_required(&template, stream, &physical, &function.logical_id)?;
-                        for (shard_id, iterator) in client.dynamodb_iterators(&stream_arn, starting_position).await? {
-                            tasks.push(tokio::spawn(poll_dynamodb(
-                                Arc::clone(&shared),
-                                Arc::clone(&host),
-                                StreamShard { stream_arn: stream_arn.clone(), shard_id, iterator },
+                        tasks.extend(
+                            spawn_stream_pollers(
+                                &shared,
+                                &host,
+                                StreamKind::DynamoDb,
+                                &stream_arn,
                                 *batch_size,
-                                options.poll_interval,
-                                stopped.clone(),
-                            )));
-                        }
+                                &options,
+                                &stopped,
+                            )
+                            .await?,
+                        );
                         format!("DynamoDB {stream_arn} (batch {batch_size})")
                     }
                     EventKind::Schedule { schedule, input, enabled } if *enabled => {
@@ -567,56 +571,29 @@ impl MotoClient {
             .map(drop)
     }
 
-    async fn kinesis_iterators(&self, stream_arn: &str, position: &str) -> Result<Vec<(String, String)>> {
-        let name = stream_arn.rsplit('/').next().unwrap_or(stream_arn);
-        let shards =
-            self.moto.json_call("kinesis", "Kinesis_20131202.ListShards", &json!({"StreamName": name})).await?;
+    /// Each shard of the stream, with an iterator at its beginning.
+    async fn shard_iterators(&self, kind: StreamKind, stream_arn: &str) -> Result<Vec<(String, String)>> {
+        let stream = kind.stream_parameter(stream_arn);
+        let (list_target, shards_at) = match kind {
+            StreamKind::Kinesis => ("Kinesis_20131202.ListShards", "/Shards"),
+            StreamKind::DynamoDb => ("DynamoDBStreams_20120810.DescribeStream", "/StreamDescription/Shards"),
+        };
+        let listed = self.moto.json_call(kind.service(), list_target, &stream).await?;
         let mut out = Vec::new();
-        for shard in shards["Shards"].as_array().into_iter().flatten() {
+        for shard in listed.pointer(shards_at).and_then(Value::as_array).into_iter().flatten() {
             let Some(shard_id) = shard["ShardId"].as_str() else { continue };
-            let iterator = self
-                .moto
-                .json_call(
-                    "kinesis",
-                    "Kinesis_20131202.GetShardIterator",
-                    &json!({"StreamName": name, "ShardId": shard_id, "ShardIteratorType": iterator_type(position)}),
-                )
-                .await?;
+            let mut request = stream.clone();
+            request["ShardId"] = json!(shard_id);
+            // The resources are created just before the pollers start, so `LATEST` would only
+            // lose what arrives in between: every starting position reads from the beginning.
+            request["ShardIteratorType"] = json!("TRIM_HORIZON");
+            let iterator = self.moto.json_call(kind.service(), kind.target("GetShardIterator"), &request).await?;
             if let Some(iterator) = iterator["ShardIterator"].as_str() {
                 out.push((shard_id.to_owned(), iterator.to_owned()));
             }
         }
         Ok(out)
     }
-
-    async fn dynamodb_iterators(&self, stream_arn: &str, position: &str) -> Result<Vec<(String, String)>> {
-        let stream = self
-            .moto
-            .json_call("dynamodb", "DynamoDBStreams_20120810.DescribeStream", &json!({"StreamArn": stream_arn}))
-            .await?;
-        let mut out = Vec::new();
-        for shard in stream["StreamDescription"]["Shards"].as_array().into_iter().flatten() {
-            let Some(shard_id) = shard["ShardId"].as_str() else { continue };
-            let iterator = self
-                .moto
-                .json_call(
-                    "dynamodb",
-                    "DynamoDBStreams_20120810.GetShardIterator",
-                    &json!({"StreamArn": stream_arn, "ShardId": shard_id, "ShardIteratorType": iterator_type(position)}),
-                )
-                .await?;
-            if let Some(iterator) = iterator["ShardIterator"].as_str() {
-                out.push((shard_id.to_owned(), iterator.to_owned()));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The resources are created just before the pollers start, so `LATEST` would only lose
-/// what arrives in between: every position starts at the beginning.
-fn iterator_type(_starting_position: &str) -> &'static str {
-    "TRIM_HORIZON"
 }
 
 fn sqs_message(message: &Value) -> SqsMessage {
@@ -812,89 +789,132 @@ struct StreamShard {
 /// retry until the records expire, which would stall a local run).
 const STREAM_ATTEMPTS: u32 = 2;
 
-async fn poll_kinesis(
-    shared: Arc<Shared>,
-    host: Arc<FunctionHost>,
-    mut shard: StreamShard,
-    batch_size: u32,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let name = shard.stream_arn.rsplit('/').next().unwrap_or_default().to_owned();
-    while keep_going(&mut stopped, interval).await {
-        let answer = match shared
-            .moto
-            .moto
-            .json_call(
-                "kinesis",
-                "Kinesis_20131202.GetRecords",
-                &json!({"ShardIterator": shard.iterator, "Limit": batch_size, "StreamName": name}),
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(error) => {
-                eprintln!("flowtrace local: Kinesis → {}: {error}", host.name());
-                continue;
+/// A stream an event source mapping reads: Kinesis, or a DynamoDB table's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    Kinesis,
+    DynamoDb,
+}
+
+impl StreamKind {
+    /// moto's service for the JSON protocol.
+    fn service(self) -> &'static str {
+        match self {
+            Self::Kinesis => "kinesis",
+            Self::DynamoDb => "dynamodb",
+        }
+    }
+
+    /// `X-Amz-Target` of `operation`.
+    fn target(self, operation: &str) -> &'static str {
+        match (self, operation) {
+            (Self::Kinesis, "GetShardIterator") => "Kinesis_20131202.GetShardIterator",
+            (Self::Kinesis, _) => "Kinesis_20131202.GetRecords",
+            (Self::DynamoDb, "GetShardIterator") => "DynamoDBStreams_20120810.GetShardIterator",
+            (Self::DynamoDb, _) => "DynamoDBStreams_20120810.GetRecords",
+        }
+    }
+
+    /// How requests name the stream: Kinesis by name, DynamoDB Streams by ARN.
+    fn stream_parameter(self, stream_arn: &str) -> Value {
+        match self {
+            Self::Kinesis => json!({"StreamName": stream_arn.rsplit('/').next().unwrap_or(stream_arn)}),
+            Self::DynamoDb => json!({"StreamArn": stream_arn}),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Kinesis => "Kinesis",
+            Self::DynamoDb => "DynamoDB stream",
+        }
+    }
+
+    /// The Lambda event for a `GetRecords` batch.
+    fn event(self, records: &[Value], shard: &StreamShard, region: &str, function: &str) -> Value {
+        match self {
+            Self::Kinesis => {
+                let records: Vec<KinesisRecord> = records
+                    .iter()
+                    .map(|r| KinesisRecord {
+                        partition_key: r["PartitionKey"].as_str().unwrap_or_default().to_owned(),
+                        sequence_number: r["SequenceNumber"].as_str().unwrap_or_default().to_owned(),
+                        data_base64: r["Data"].as_str().unwrap_or_default().to_owned(),
+                        approximate_arrival_timestamp: r["ApproximateArrivalTimestamp"]
+                            .as_f64()
+                            .unwrap_or_else(now_seconds),
+                    })
+                    .collect();
+                let role = format!("arn:aws:iam::{MOTO_ACCOUNT}:role/{function}");
+                events::kinesis_event(&records, &shard.stream_arn, &shard.shard_id, region, &role)
             }
-        };
-        if let Some(next) = answer["NextShardIterator"].as_str() {
-            next.clone_into(&mut shard.iterator);
+            Self::DynamoDb => events::dynamodb_event(records, &shard.stream_arn, region),
         }
-        let records: Vec<KinesisRecord> = answer["Records"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| KinesisRecord {
-                partition_key: r["PartitionKey"].as_str().unwrap_or_default().to_owned(),
-                sequence_number: r["SequenceNumber"].as_str().unwrap_or_default().to_owned(),
-                data_base64: r["Data"].as_str().unwrap_or_default().to_owned(),
-                approximate_arrival_timestamp: r["ApproximateArrivalTimestamp"].as_f64().unwrap_or_else(now_seconds),
-            })
-            .collect();
-        if records.is_empty() {
-            continue;
-        }
-        let role = format!("arn:aws:iam::{MOTO_ACCOUNT}:role/{}", host.name());
-        let event = events::kinesis_event(&records, &shard.stream_arn, &shard.shard_id, &shared.region, &role);
-        deliver_stream_batch(&host, event, "Kinesis", records.len()).await;
     }
 }
 
-async fn poll_dynamodb(
+/// One poller per shard of the stream.
+async fn spawn_stream_pollers(
+    shared: &Arc<Shared>,
+    host: &Arc<FunctionHost>,
+    kind: StreamKind,
+    stream_arn: &str,
+    batch_size: u32,
+    options: &LocalOptions,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>> {
+    Ok(shared
+        .moto
+        .shard_iterators(kind, stream_arn)
+        .await?
+        .into_iter()
+        .map(|(shard_id, iterator)| {
+            tokio::spawn(poll_stream(
+                Arc::clone(shared),
+                Arc::clone(host),
+                kind,
+                StreamShard { stream_arn: stream_arn.to_owned(), shard_id, iterator },
+                batch_size,
+                options.poll_interval,
+                stopped.clone(),
+            ))
+        })
+        .collect())
+}
+
+async fn poll_stream(
     shared: Arc<Shared>,
     host: Arc<FunctionHost>,
+    kind: StreamKind,
     mut shard: StreamShard,
     batch_size: u32,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     while keep_going(&mut stopped, interval).await {
-        let answer = match shared
-            .moto
-            .moto
-            .json_call(
-                "dynamodb",
-                "DynamoDBStreams_20120810.GetRecords",
-                &json!({"ShardIterator": shard.iterator, "Limit": batch_size}),
-            )
-            .await
-        {
+        // DynamoDB Streams' GetRecords takes the iterator alone; Kinesis's also the stream.
+        let mut request = match kind {
+            StreamKind::Kinesis => kind.stream_parameter(&shard.stream_arn),
+            StreamKind::DynamoDb => json!({}),
+        };
+        request["ShardIterator"] = json!(shard.iterator);
+        request["Limit"] = json!(batch_size);
+        let answer = match shared.moto.moto.json_call(kind.service(), kind.target("GetRecords"), &request).await {
             Ok(answer) => answer,
             Err(error) => {
-                eprintln!("flowtrace local: DynamoDB stream → {}: {error}", host.name());
+                eprintln!("flowtrace local: {} → {}: {error}", kind.label(), host.name());
                 continue;
             }
         };
         if let Some(next) = answer["NextShardIterator"].as_str() {
             next.clone_into(&mut shard.iterator);
         }
-        let records: Vec<Value> = answer["Records"].as_array().cloned().unwrap_or_default();
+        let records = answer["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
         if records.is_empty() {
             continue;
         }
-        let event = events::dynamodb_event(&records, &shard.stream_arn, &shared.region);
-        deliver_stream_batch(&host, event, "DynamoDB stream", records.len()).await;
+        let event = kind.event(records, &shard, &shared.region, host.name());
+        deliver_stream_batch(&host, event, kind.label(), records.len()).await;
     }
 }
 

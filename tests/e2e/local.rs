@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use flowtrace_report::{Focus, Report, SpanKind, SpanRecord, StatusCode, health, html};
 use flowtrace_tests::blog_demo::{self, DemoRun};
-use flowtrace_tests::{ChildProcess, OtlpReceiver, workspace_bin, workspace_root};
+use flowtrace_tests::{ChildProcess, OtlpReceiver, python_env, workspace_bin, workspace_root};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -190,12 +190,9 @@ async fn invoke_runs_one_function_once_and_forwards_to_the_configured_backend() 
     let out = out_dir.to_string_lossy().into_owned();
     let target = format!("HelloFunction={}", event.display());
     let endpoint = backend.endpoint();
-    let mut env: Vec<(String, String)> = ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-        .collect();
-    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env = python_env();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let local = ChildProcess::spawn(
         "flowtrace local",
         &flowtrace,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use flowtrace_report::{SpanRecord, parse_lines};
 use serde_json::{Value, json};
 
-use crate::{ChildProcess, Error, Result, free_port, workspace_bin, workspace_root};
+use crate::{ChildProcess, Error, Result, free_port, python_env, workspace_bin, workspace_root};
 
 /// How long the app gets to start (moto's start and resource creation included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,13 +107,8 @@ pub async fn run(out_dir: &Path, echo: bool) -> Result<DemoRun> {
         sms.as_str(),
     ];
     // moto is a Python program: the runner needs the interpreter's environment.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for key in ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH", "LANG"] {
-        if let Ok(value) = std::env::var(key) {
-            env.push((key.to_owned(), value));
-        }
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = python_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let local = if echo {
         ChildProcess::spawn_spec(crate::SpawnSpec {
             label: "flowtrace local".to_owned(),

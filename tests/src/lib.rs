@@ -62,7 +62,7 @@ pub use binaries::{workspace_bin, workspace_example};
 // tests use exactly the same code.
 pub use flowtrace_local::{
     ChildProcess, Error, FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, MOTO_ACCOUNT, MOTO_REGION, Moto,
-    Outcome, Result, ShutdownReport, SpawnSpec, Stream, lambda_simulator, xml_values,
+    Outcome, Result, ShutdownReport, SpawnSpec, Stream, lambda_simulator, python_env, xml_values,
 };
 pub use otlp::{
     AnyValue, Attributes, Behaviour, Event, ExportRequest, Link, OtlpReceiver, Span, SpanKind, SpanQuery, Status,

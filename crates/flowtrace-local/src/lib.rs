@@ -28,7 +28,7 @@ pub use app::{LocalApp, LocalOptions, RunningFunction};
 pub use error::{Error, Result};
 pub use function::{FunctionHost, FunctionSpec, FunctionStats};
 pub use lambda::{FunctionError, Invocation, Invoke, LambdaConfig, LambdaEnv, Outcome, ShutdownReport};
-pub use moto::{MOTO_ACCOUNT, MOTO_REGION, Moto, xml_values};
+pub use moto::{MOTO_ACCOUNT, MOTO_REGION, Moto, python_env, xml_values};
 pub use net::free_port;
 pub use process::{ChildProcess, SpawnSpec, Stream};
 pub use sink::{OtlpSink, SinkStats, span_lines};

@@ -30,6 +30,16 @@ from moto.server import main
 main(['-H', '127.0.0.1', '-p', sys.argv[1]])
 ";
 
+/// The variables of this process a Python program (moto) needs to find its interpreter and
+/// packages: `PATH`, `HOME`, `PYENV_ROOT`, `VIRTUAL_ENV`, `PYTHONPATH`, those that are set.
+/// Children are otherwise started with a cleared environment.
+pub fn python_env() -> Vec<(&'static str, String)> {
+    ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH"]
+        .into_iter()
+        .filter_map(|key| std::env::var(key).ok().map(|value| (key, value)))
+        .collect()
+}
+
 /// The account id moto uses.
 pub const MOTO_ACCOUNT: &str = "123456789012";
 /// The region the harness uses with moto.
@@ -52,12 +62,7 @@ impl Moto {
             .map_err(|e| Error::Process(format!("installing moto: {e}")))??;
         let port = free_port()?;
         let port_arg = port.to_string();
-        let mut env = Vec::new();
-        for key in ["PATH", "HOME", "PYENV_ROOT", "VIRTUAL_ENV", "PYTHONPATH"] {
-            if let Ok(value) = std::env::var(key) {
-                env.push((key, value));
-            }
-        }
+        let env = python_env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let python = which("python3").ok_or_else(|| Error::Process("python3 is not on PATH (moto needs it)".into()))?;
         let process = ChildProcess::spawn("moto", &python, &["-c", MOTO_WITH_WATCHDOG, &port_arg], &env)?;
